@@ -1,0 +1,136 @@
+package ctlog
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+)
+
+func (s *Server) newMux() http.Handler {
+	mux := http.NewServeMux()
+	for _, sh := range s.shards {
+		for path, h := range sh.instance.Handlers {
+			mux.Handle(path, s.shardHandler(sh, path, h))
+		}
+	}
+	mux.HandleFunc("GET /log.v3.json", s.serveLogList)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	return mux
+}
+
+// shardHandler puts ctstage's front-end rules around one ctfe endpoint:
+// bounded bodies refused with 400, get-entries cut to the shard's limit,
+// submissions counted, Retry-After on 503.
+func (s *Server) shardHandler(sh *shard, path string, h http.Handler) http.Handler {
+	endpoint := path[strings.LastIndex(path, "/")+1:]
+	isAdd := strings.HasSuffix(path, ct.AddChainPath) || strings.HasSuffix(path, ct.AddPreChainPath)
+	limit := s.opts.Config.MaxBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &statusWriter{ResponseWriter: w}
+		switch {
+		case isAdd && r.Method == http.MethodPost:
+			if err := bufferBody(r, limit); err != nil {
+				http.Error(rw, "Bad Request\n"+err.Error(), http.StatusBadRequest)
+				break
+			}
+			h.ServeHTTP(rw, r)
+		case strings.HasSuffix(path, ct.GetEntriesPath):
+			clampGetEntries(r, sh.cfg.MaxGetEntries)
+			h.ServeHTTP(rw, r)
+		default:
+			h.ServeHTTP(rw, r)
+		}
+		if isAdd {
+			s.metrics.submissions.WithLabelValues(sh.cfg.Name, endpoint, outcome(rw.status)).Inc()
+		}
+	})
+}
+
+func outcome(status int) string {
+	switch {
+	case status == http.StatusOK:
+		return "accepted"
+	case status >= 400 && status < 500:
+		return "rejected"
+	default:
+		return "error"
+	}
+}
+
+// bufferBody reads the request body into memory, refusing one over limit
+// bytes, so that ctfe sees a complete body and an oversized one gets a 400
+// that says why.
+func bufferBody(r *http.Request, limit int64) error {
+	if r.ContentLength > limit {
+		return fmt.Errorf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return fmt.Errorf("couldn't read request body: %v", err)
+	}
+	if int64(len(b)) > limit {
+		return fmt.Errorf("request body exceeds the limit of %d bytes", limit)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return nil
+}
+
+// clampGetEntries cuts a get-entries range to at most limit entries, as
+// RFC 6962 section 4.6 allows a log to return fewer than asked for.
+func clampGetEntries(r *http.Request, limit int64) {
+	q := r.URL.Query()
+	start, err1 := strconv.ParseInt(q.Get("start"), 10, 64)
+	end, err2 := strconv.ParseInt(q.Get("end"), 10, 64)
+	if err1 != nil || err2 != nil || start < 0 || end < start || end-start < limit {
+		return // ctfe answers malformed ranges itself
+	}
+	q.Set("end", strconv.FormatInt(start+limit-1, 10))
+	r.URL.RawQuery = q.Encode()
+	r.Form = nil
+}
+
+// statusWriter records the status and adds a jittered Retry-After to 503s,
+// which ctstage answers when storage cannot take writes.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+		if code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfter()))
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// retryAfter is 5 to 10 seconds, jittered so that clients don't return together.
+func retryAfter() int { return 5 + rand.IntN(6) }
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.Ready(ctx); err != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter()))
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok\n")
+}

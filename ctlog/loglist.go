@@ -1,0 +1,102 @@
+package ctlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/certificate-transparency-go/loglist3"
+
+	"github.com/ctstage/ctstage/internal/keyfile"
+)
+
+// LogList describes every shard in Chrome's v3 log list schema, which
+// ct-go's loglist3, certspotter and Boulder's ctpolicy read.
+func (s *Server) LogList() *loglist3.LogList {
+	ll := &loglist3.LogList{
+		Version:          "1",
+		LogListTimestamp: time.Now().UTC().Truncate(time.Second),
+	}
+	ops := map[string]*loglist3.Operator{}
+	for _, sh := range s.shards {
+		op := ops[sh.cfg.Operator]
+		if op == nil {
+			op = &loglist3.Operator{Name: sh.cfg.Operator, Email: s.operatorEmail(sh.cfg.Operator), Logs: []*loglist3.Log{}, TiledLogs: []*loglist3.TiledLog{}}
+			ops[sh.cfg.Operator] = op
+			ll.Operators = append(ll.Operators, op)
+		}
+		op.Logs = append(op.Logs, s.logEntry(sh))
+	}
+	return ll
+}
+
+func (s *Server) operatorEmail(name string) []string {
+	for _, o := range s.opts.Config.Operators {
+		if o.Name == name && len(o.Email) > 0 {
+			return o.Email
+		}
+	}
+	return []string{}
+}
+
+func (s *Server) logEntry(sh *shard) *loglist3.Log {
+	l := &loglist3.Log{
+		Description: sh.cfg.Description,
+		LogID:       sh.logID[:],
+		Key:         sh.pubDER,
+		URL:         s.shardURL(sh.cfg.Name),
+		MMD:         int32(sh.cfg.MMD / time.Second),
+		State:       logState(sh.cfg.State, sh.tree.CreateTime.AsTime().UTC().Truncate(time.Second)),
+		Type:        "test",
+	}
+	if l.Description == "" {
+		l.Description = sh.cfg.Name
+	}
+	if !sh.cfg.NotAfterStart.IsZero() {
+		l.TemporalInterval = &loglist3.TemporalInterval{
+			StartInclusive: sh.cfg.NotAfterStart.UTC(),
+			EndExclusive:   sh.cfg.NotAfterLimit.UTC(),
+		}
+	}
+	return l
+}
+
+// shardURL is the base URL of a shard, ending in "/", as log lists have it.
+func (s *Server) shardURL(name string) string {
+	return strings.TrimRight(s.opts.BaseURL, "/") + "/" + name + "/"
+}
+
+func logState(state string, since time.Time) *loglist3.LogStates {
+	st := &loglist3.LogState{Timestamp: since}
+	switch state {
+	case "qualified":
+		return &loglist3.LogStates{Qualified: st}
+	case "readonly":
+		return &loglist3.LogStates{ReadOnly: &loglist3.ReadOnlyLogState{LogState: *st}}
+	case "retired":
+		return &loglist3.LogStates{Retired: st}
+	default:
+		return &loglist3.LogStates{Usable: st}
+	}
+}
+
+func (s *Server) serveLogList(w http.ResponseWriter, _ *http.Request) {
+	b, err := json.MarshalIndent(s.LogList(), "", "  ")
+	if err != nil {
+		http.Error(w, "couldn't encode the log list", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// WriteLogList writes the log list to path (normally --data/log_list.json).
+func (s *Server) WriteLogList(path string) error {
+	b, err := json.MarshalIndent(s.LogList(), "", "  ")
+	if err != nil {
+		return fmt.Errorf("couldn't encode the log list: %w", err)
+	}
+	return keyfile.WriteFileAtomic(path, append(b, '\n'), 0o644)
+}

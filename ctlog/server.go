@@ -1,0 +1,164 @@
+package ctlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/certificate-transparency-go/trillian/ctfe"
+	"github.com/google/trillian"
+	tstorage "github.com/google/trillian/storage"
+	"github.com/google/trillian/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure a Server.
+type Options struct {
+	// DataDir holds the shards' keys (DataDir/logs/<shard>.key, mode 0600).
+	DataDir string
+	// Config is the topology and tuning; see DefaultConfig.
+	Config Config
+	// LogStorage and AdminStorage back the Trillian trees (see package
+	// storage). The caller closes them after Close.
+	LogStorage   tstorage.LogStorage
+	AdminStorage tstorage.AdminStorage
+	// RootFiles are PEM files of the roots every shard accepts: the staging
+	// roots and any --extra-roots.
+	RootFiles []string
+	// BaseURL is where the logs are reached, e.g. "http://127.0.0.1:6962";
+	// each shard's URL in the log list is BaseURL/<shard>/.
+	BaseURL string
+	// Logger receives the logs' structured logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the metrics. Default prometheus.DefaultRegisterer.
+	Registerer prometheus.Registerer
+}
+
+// Server runs the shards of one ctstage: Trillian in-process and one ctfe
+// personality per shard.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	trillian *trillianServer
+	shards   []*shard
+	metrics  *metrics
+	handler  http.Handler
+	created  time.Time
+
+	closeOnce sync.Once
+}
+
+// New starts Trillian on opts.Storage, finds or creates every shard's tree
+// and key, and sets up the RFC 6962 handlers. Call Run to integrate entries
+// and Close to stop.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.DefaultRegisterer
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if len(opts.RootFiles) == 0 {
+		return nil, errors.New("ctlog: no accepted roots")
+	}
+	mf := metricFactory{reg: opts.Registerer, prefix: "trillian_"}
+	ts, err := newTrillianServer(opts.LogStorage, opts.AdminStorage, mf, opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, trillian: ts, metrics: newMetrics(opts.Registerer), created: time.Now()}
+	ctfe.MaxGetEntriesAllowed = maxGetEntries(opts.Config)
+	for _, sc := range opts.Config.Shards() {
+		sh, err := newShard(ctx, ts, sc, opts.Config, opts.DataDir, opts.RootFiles, metricFactory{reg: opts.Registerer, prefix: "ctfe_"})
+		if err != nil {
+			ts.close()
+			return nil, err
+		}
+		s.metrics.info.WithLabelValues(sc.Name, strconv.FormatInt(sh.tree.TreeId, 10), sc.Operator).Set(1)
+		s.log.Info("shard ready", "shard", sc.Name, "operator", sc.Operator, "tree_id", sh.tree.TreeId,
+			"log_id", fmt.Sprintf("%x", sh.logID), "not_after_start", sc.NotAfterStart, "not_after_limit", sc.NotAfterLimit)
+		s.shards = append(s.shards, sh)
+	}
+	s.handler = s.newMux()
+	return s, nil
+}
+
+// maxGetEntries is the largest per-shard limit: ctfe's limit is global, and
+// the front end cuts each request down to its shard's own limit.
+func maxGetEntries(cfg Config) int64 {
+	var m int64
+	for _, s := range cfg.Shards() {
+		m = max(m, s.MaxGetEntries)
+	}
+	return m
+}
+
+// Handler serves every shard under /<shard>/ct/v1/, the log list at
+// /log.v3.json and readiness at /healthz.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run integrates queued entries and keeps the metrics current until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.trillian.runSequencer(ctx); return nil })
+	g.Go(func() error { s.watchRoots(ctx); return nil })
+	return g.Wait()
+}
+
+// Close stops Trillian. Stop serving HTTP and let Run return first.
+func (s *Server) Close() {
+	s.closeOnce.Do(s.trillian.close)
+}
+
+// watchRoots updates the tree size and STH age gauges every second.
+func (s *Server) watchRoots(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, sh := range s.shards {
+			root, err := s.latestRoot(ctx, sh)
+			if err != nil {
+				continue
+			}
+			s.metrics.treeSize.WithLabelValues(sh.cfg.Name).Set(float64(root.TreeSize))
+			age := time.Since(time.Unix(0, int64(root.TimestampNanos)))
+			s.metrics.sthAge.WithLabelValues(sh.cfg.Name).Set(age.Seconds())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) latestRoot(ctx context.Context, sh *shard) (*types.LogRootV1, error) {
+	rsp, err := s.trillian.log.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: sh.tree.TreeId})
+	if err != nil {
+		return nil, err
+	}
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(rsp.GetSignedLogRoot().GetLogRoot()); err != nil {
+		return nil, err
+	}
+	return &root, nil
+}
+
+// Ready reports whether every shard's tree answers.
+func (s *Server) Ready(ctx context.Context) error {
+	for _, sh := range s.shards {
+		if _, err := s.latestRoot(ctx, sh); err != nil {
+			return fmt.Errorf("shard %s: %w", sh.cfg.Name, err)
+		}
+	}
+	return nil
+}

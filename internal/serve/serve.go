@@ -1,0 +1,207 @@
+// Package serve wires the pieces of `ctstage serve` together and runs them:
+// the staging CA hierarchy, the storage, the logs and their HTTP server.
+// cmd/ctstage only parses flags; tests start the same Stage in-process.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/certificate-transparency-go/x509util"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ctlog"
+	"github.com/ctstage/ctstage/internal/logging"
+	"github.com/ctstage/ctstage/storage"
+)
+
+// Options are the settings of `ctstage serve`; see DESIGN.md for the flags.
+type Options struct {
+	// DataDir holds all state: databases, keys, generated roots.
+	DataDir string
+	// ConfigFile is an optional YAML file; "" serves the built-in defaults.
+	ConfigFile string
+	// LogAddr is where the logs' plain HTTP server listens ("127.0.0.1:0" picks a port).
+	LogAddr string
+	// Storage is "sqlite" or "mysql://USER:PASS@HOST:PORT/DB".
+	Storage string
+	// ExtraRoots is an optional PEM bundle of more roots every shard accepts.
+	ExtraRoots string
+	// Logger receives all logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for the default topology. Default time.Now.
+	Now func() time.Time
+}
+
+// Stage is a running ctstage.
+type Stage struct {
+	// Logs is the log server.
+	Logs *ctlog.Server
+	// LogURL is the logs' base URL, e.g. "http://127.0.0.1:6962".
+	LogURL string
+	// Hierarchy is the staging CA hierarchy.
+	Hierarchy *ca.Hierarchy
+
+	log      *slog.Logger
+	store    *storage.Backend
+	http     *http.Server
+	cancel   context.CancelFunc
+	done     chan error
+	serveErr chan error
+}
+
+// LogListFile is the log list's name under the data directory.
+const LogListFile = "log_list.json"
+
+// Start builds everything and serves. It returns once every shard is
+// ready, or with the first error; the caller ends it with Shutdown.
+func Start(ctx context.Context, opts Options) (st *Stage, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	logging.RouteKlog(opts.Logger.With("component", "trillian"))
+	cfg, err := loadConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("couldn't create data directory: %w", err)
+	}
+	h, err := ca.LoadOrCreateHierarchy(filepath.Join(opts.DataDir, "ca"), opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	roots := []string{h.RootsPEMPath()}
+	if opts.ExtraRoots != "" {
+		if err := checkRoots(opts.ExtraRoots); err != nil {
+			return nil, err
+		}
+		roots = append(roots, opts.ExtraRoots)
+	}
+	lis, err := net.Listen("tcp", opts.LogAddr)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't listen on --log-addr: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			lis.Close()
+		}
+	}()
+	store, err := storage.Open(ctx, opts.Storage, opts.DataDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st = &Stage{LogURL: "http://" + lis.Addr().String(), Hierarchy: h, log: opts.Logger, store: store}
+	st.Logs, err = ctlog.New(ctx, ctlog.Options{
+		DataDir:      opts.DataDir,
+		Config:       cfg,
+		LogStorage:   store.Log,
+		AdminStorage: store.Admin,
+		RootFiles:    roots,
+		BaseURL:      st.LogURL,
+		Logger:       opts.Logger,
+		Registerer:   reg,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := st.Logs.WriteLogList(filepath.Join(opts.DataDir, LogListFile)); err != nil {
+		st.Logs.Close()
+		store.Close()
+		return nil, err
+	}
+	st.start(lis, reg)
+	opts.Logger.Info("ctstage serving", "logs", st.LogURL, "storage", store.Kind, "data", opts.DataDir,
+		"log_list", st.LogURL+"/log.v3.json", "root", h.RootsPEMPath())
+	return st, nil
+}
+
+func (st *Stage) start(lis net.Listener, reg *prometheus.Registry) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", st.Logs.Handler())
+	st.http = &http.Server{
+		Handler:           logging.Requests(st.log, mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(st.log.Handler(), slog.LevelWarn),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st.cancel = cancel
+	st.done = make(chan error, 1)
+	st.serveErr = make(chan error, 1)
+	go func() { st.done <- st.Logs.Run(ctx) }()
+	go func() {
+		if err := st.http.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			st.serveErr <- err
+		}
+		close(st.serveErr)
+	}()
+}
+
+// Err delivers an error if the HTTP server stops on its own.
+func (st *Stage) Err() <-chan error { return st.serveErr }
+
+// Shutdown stops accepting requests, lets those in flight finish (until ctx
+// ends), stops the sequencer and Trillian, and closes the storage.
+func (st *Stage) Shutdown(ctx context.Context) error {
+	err := st.http.Shutdown(ctx)
+	st.cancel()
+	<-st.done
+	st.Logs.Close()
+	return errors.Join(err, st.store.Close())
+}
+
+// Run starts ctstage and serves until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, opts Options) error {
+	st, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-st.Err():
+	}
+	st.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, st.Shutdown(sctx))
+}
+
+func loadConfig(opts Options) (ctlog.Config, error) {
+	if opts.ConfigFile == "" {
+		return ctlog.DefaultConfig(opts.Now()), nil
+	}
+	return ctlog.LoadConfig(opts.ConfigFile, opts.Now())
+}
+
+// checkRoots refuses an --extra-roots file without a parsable certificate,
+// so that a typo is an error at start and not a log that takes nothing.
+func checkRoots(path string) error {
+	pool := x509util.NewPEMCertPool()
+	if err := pool.AppendCertsFromPEMFile(path); err != nil {
+		return fmt.Errorf("--extra-roots %s: %w", path, err)
+	}
+	if len(pool.RawCertificates()) == 0 {
+		return fmt.Errorf("--extra-roots %s: no certificates", path)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+// Package storage selects the Trillian storage that backs ctstage's logs.
+//
+// Two backends exist:
+//
+//   - "sqlite" (the default): ctstage's own embedded provider in
+//     [github.com/ctstage/ctstage/storage/sqlite], one file under the data
+//     directory, no server needed;
+//   - "mysql://USER:PASS@HOST:PORT/DB": Trillian's own MySQL storage
+//     (MariaDB works), whose schema is created when it is missing.
+//
+// Open parses the --storage flag value and returns a [Backend]; the caller
+// closes it after the Trillian servers that use it have stopped.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/trillian/monitoring"
+	tstorage "github.com/google/trillian/storage"
+
+	"github.com/ctstage/ctstage/storage/sqlite"
+)
+
+// SQLiteFile is the name of the embedded database file under the data directory.
+const SQLiteFile = "trillian.db"
+
+// Backend is an open Trillian storage: a log storage and an admin storage
+// over the same database.
+type Backend struct {
+	// Kind is "sqlite" or "mysql".
+	Kind string
+	// Log stores leaves, Merkle nodes and signed log roots.
+	Log tstorage.LogStorage
+	// Admin stores tree metadata.
+	Admin tstorage.AdminStorage
+
+	close func() error
+}
+
+// Close releases the database. Call it after everything using Log and Admin
+// has stopped.
+func (b *Backend) Close() error {
+	if b.close == nil {
+		return nil
+	}
+	return b.close()
+}
+
+// ErrBadSpec is returned by Open for a --storage value it does not understand.
+var ErrBadSpec = errors.New("bad storage spec")
+
+// Open opens the storage named by spec: "sqlite" (files under dataDir) or
+// "mysql://USER:PASS@HOST:PORT/DB". mf receives the storage's metrics and
+// may be nil.
+func Open(ctx context.Context, spec, dataDir string, mf monitoring.MetricFactory) (*Backend, error) {
+	if mf == nil {
+		mf = monitoring.InertMetricFactory{}
+	}
+	switch {
+	case spec == "" || spec == "sqlite":
+		return openSQLite(ctx, dataDir, mf)
+	case strings.HasPrefix(spec, "mysql://"):
+		return openMySQL(ctx, spec, mf)
+	default:
+		return nil, fmt.Errorf("%w %q: want \"sqlite\" or \"mysql://USER:PASS@HOST:PORT/DB\"", ErrBadSpec, spec)
+	}
+}
+
+func openSQLite(ctx context.Context, dataDir string, mf monitoring.MetricFactory) (*Backend, error) {
+	db, err := sqlite.Open(ctx, filepath.Join(dataDir, SQLiteFile), sqlite.Options{MetricFactory: mf})
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{Kind: "sqlite", Log: db.LogStorage(), Admin: db.AdminStorage(), close: db.Close}, nil
+}
