@@ -13,6 +13,7 @@ type metrics struct {
 	submissions *prometheus.CounterVec
 	treeSize    *prometheus.GaugeVec
 	sthAge      *prometheus.GaugeVec
+	mergeDelay  *prometheus.HistogramVec
 	info        *prometheus.GaugeVec
 }
 
@@ -30,12 +31,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ctstage_log_sth_age_seconds",
 			Help: "Age of the newest signed tree head, by shard.",
 		}, []string{"shard"}),
+		mergeDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ctstage_log_integration_delay_seconds",
+			Help:    "Time from queueing an entry (its SCT) to its integration into the tree, by shard; a sample of up to 16 entries per shard per second.",
+			Buckets: []float64{.01, .025, .05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5, 10, 30},
+		}, []string{"shard"}),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ctstage_log_info",
 			Help: "1 for each shard; tree_id joins with Trillian's logid label.",
 		}, []string{"shard", "tree_id", "operator"}),
 	}
-	for _, c := range []prometheus.Collector{m.submissions, m.treeSize, m.sthAge, m.info} {
+	for _, c := range []prometheus.Collector{m.submissions, m.treeSize, m.sthAge, m.mergeDelay, m.info} {
 		register(reg, c)
 	}
 	return m

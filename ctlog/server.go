@@ -119,12 +119,15 @@ func (s *Server) Close() {
 	s.closeOnce.Do(s.trillian.close)
 }
 
-// watchRoots updates the tree size and STH age gauges every second.
+// watchRoots updates the tree size, STH age and integration delay metrics
+// every second.
 func (s *Server) watchRoots(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	sizes := make([]uint64, len(s.shards))
+	seen := make([]bool, len(s.shards)) // the first poll only sets the baseline
 	for {
-		for _, sh := range s.shards {
+		for i, sh := range s.shards {
 			root, err := s.latestRoot(ctx, sh)
 			if err != nil {
 				continue
@@ -132,12 +135,32 @@ func (s *Server) watchRoots(ctx context.Context) {
 			s.metrics.treeSize.WithLabelValues(sh.cfg.Name).Set(float64(root.TreeSize))
 			age := time.Since(time.Unix(0, int64(root.TimestampNanos)))
 			s.metrics.sthAge.WithLabelValues(sh.cfg.Name).Set(age.Seconds())
+			if seen[i] && root.TreeSize > sizes[i] {
+				s.sampleMergeDelay(ctx, sh, sizes[i], root.TreeSize)
+			}
+			sizes[i], seen[i] = root.TreeSize, true
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// sampleMergeDelay observes the integration delay of up to 16 entries spread
+// over [from, to), from the queue and integration times Trillian keeps.
+func (s *Server) sampleMergeDelay(ctx context.Context, sh *shard, from, to uint64) {
+	const samples = 16
+	step := max(1, (to-from)/samples)
+	for i := from; i < to; i += step {
+		rsp, err := s.trillian.log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: sh.tree.TreeId, StartIndex: int64(i), Count: 1})
+		if err != nil || len(rsp.Leaves) != 1 {
+			return
+		}
+		l := rsp.Leaves[0]
+		d := l.IntegrateTimestamp.AsTime().Sub(l.QueueTimestamp.AsTime())
+		s.metrics.mergeDelay.WithLabelValues(sh.cfg.Name).Observe(d.Seconds())
 	}
 }
 

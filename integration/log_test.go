@@ -297,3 +297,65 @@ func testLogList(t *testing.T, st *stage) {
 		}
 	}
 }
+
+// TestRestart stops ctstage and starts it again on the same --data and
+// storage: shards, keys, trees and entries survive, and the STHs before and
+// after are consistent.
+func TestRestart(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ca, root := newCA(t)
+			dataDir, spec := t.TempDir(), b.spec(t)
+			st := startStage(t, dataDir, spec, ca, root)
+			notAfter := time.Now().AddDate(0, 0, 90)
+			before := st.shardFor(t, 0, notAfter)
+			c := logClient(t, before)
+			for i := range 5 {
+				chain, err := ca.Leaf(fmt.Sprintf("restart-%d.example.com", i), notAfter, i%2 == 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				submit(t, c, chain, i%2 == 0)
+			}
+			sth1 := waitForSTH(t, c, 5, 3*time.Second)
+			listBefore := st.logList(t)
+			st.stop(t)
+
+			st = startStage(t, dataDir, spec, ca, root)
+			listAfter := st.logList(t)
+			if len(listAfter.Operators) != len(listBefore.Operators) {
+				t.Fatalf("operators: %d before, %d after", len(listBefore.Operators), len(listAfter.Operators))
+			}
+			for i, op := range listBefore.Operators {
+				for j, l := range op.Logs {
+					m := listAfter.Operators[i].Logs[j]
+					if !bytes.Equal(l.Key, m.Key) || path(l.URL) != path(m.URL) {
+						t.Errorf("shard %s changed key or name across the restart", path(l.URL))
+					}
+				}
+			}
+			after := st.shardFor(t, 0, notAfter)
+			c = logClient(t, after) // the key from before must verify the STHs of after
+			chain, err := ca.Leaf("after-restart.example.com", notAfter, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			submit(t, c, chain, true)
+			sth2 := waitForSTH(t, c, sth1.TreeSize+1, 3*time.Second)
+			cons, err := c.GetSTHConsistency(context.Background(), sth1.TreeSize, sth2.TreeSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, sth1.TreeSize, sth2.TreeSize, cons, sth1.SHA256RootHash[:], sth2.SHA256RootHash[:]); err != nil {
+				t.Errorf("STH before the restart (%d) and after (%d) are not consistent: %v", sth1.TreeSize, sth2.TreeSize, err)
+			}
+		})
+	}
+}
+
+// path is the shard part of a log URL.
+func path(u string) string {
+	u = strings.TrimSuffix(u, "/")
+	return u[strings.LastIndex(u, "/")+1:]
+}

@@ -33,6 +33,7 @@ const (
 
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
 	"serve": serveCmd,
+	"bench": benchCmd,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

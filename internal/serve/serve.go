@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/google/certificate-transparency-go/x509util"
@@ -58,6 +59,7 @@ type Stage struct {
 	cancel   context.CancelFunc
 	done     chan error
 	serveErr chan error
+	unlock   func()
 }
 
 // LogListFile is the log list's name under the data directory.
@@ -80,6 +82,15 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory: %w", err)
 	}
+	unlock, err := lockDataDir(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
 	h, err := ca.LoadOrCreateHierarchy(filepath.Join(opts.DataDir, "ca"), opts.Now())
 	if err != nil {
 		return nil, err
@@ -106,7 +117,7 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st = &Stage{LogURL: "http://" + lis.Addr().String(), Hierarchy: h, log: opts.Logger, store: store}
+	st = &Stage{LogURL: "http://" + lis.Addr().String(), Hierarchy: h, log: opts.Logger, store: store, unlock: unlock}
 	st.Logs, err = ctlog.New(ctx, ctlog.Options{
 		DataDir:      opts.DataDir,
 		Config:       cfg,
@@ -166,7 +177,9 @@ func (st *Stage) Shutdown(ctx context.Context) error {
 	st.cancel()
 	<-st.done
 	st.Logs.Close()
-	return errors.Join(err, st.store.Close())
+	err = errors.Join(err, st.store.Close())
+	st.unlock()
+	return err
 }
 
 // Run starts ctstage and serves until ctx ends, then shuts down gracefully.
@@ -204,4 +217,18 @@ func checkRoots(path string) error {
 		return fmt.Errorf("--extra-roots %s: no certificates", path)
 	}
 	return nil
+}
+
+// lockDataDir takes an exclusive lock on the data directory, so that two
+// processes never write the same databases and keys.
+func lockDataDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't lock the data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another ctstage (%w)", dir, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -69,8 +69,11 @@ type DB struct {
 	reader *sql.DB // query_only connections for snapshots
 	stmts  *statements
 	queue  *committer
+	ckpt   *checkpointer
 	m      *metrics
-	closed atomic.Bool
+
+	checkpointConn *sql.DB // one connection for the checkpointer
+	closed         atomic.Bool
 }
 
 var _ storage.Provider = (*DB)(nil)
@@ -92,6 +95,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("couldn't open Trillian database %s: %w", abs, err)
 	}
 	db.queue = newCommitter(db, opts.MaxBatchLeaves)
+	db.ckpt = newCheckpointer(db, db.checkpointConn)
 	return db, nil
 }
 
@@ -110,6 +114,9 @@ func (db *DB) open(ctx context.Context, opts Options) error {
 		}
 	}
 	if err := migrate(ctx, db.writer); err != nil {
+		return err
+	}
+	if db.checkpointConn, err = openPool(db.path, checkpointParams(opts), 1); err != nil {
 		return err
 	}
 	if db.reader, err = openPool(db.path, readerParams(opts), opts.MaxReaders); err != nil {
@@ -167,7 +174,15 @@ func writerParams(o Options) url.Values {
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous(FULL)")
 	v.Add("_pragma", "journal_size_limit(67108864)")
+	v.Add("_pragma", "wal_autocheckpoint(0)") // See checkpointer.
 	v.Set("_txlock", "immediate")
+	return v
+}
+
+// checkpointParams are the DSN parameters of the checkpointer connection.
+func checkpointParams(o Options) url.Values {
+	v := commonParams(o)
+	v.Add("_pragma", "synchronous(FULL)")
 	return v
 }
 
@@ -247,7 +262,7 @@ func quickCheck(ctx context.Context, writer *sql.DB) error {
 		return wrap(err, "check database integrity")
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("quick_check found damage: %s: %w", strings.Join(problems, "; "), ErrCorrupt)
+		return fmt.Errorf("couldn't check database integrity: quick_check found damage: %s: %w", strings.Join(problems, "; "), ErrCorrupt)
 	}
 	return nil
 }
@@ -269,6 +284,9 @@ func (db *DB) Close() error {
 	if db.queue != nil {
 		db.queue.close()
 	}
+	if db.ckpt != nil {
+		db.ckpt.close()
+	}
 	return db.closeDBs()
 }
 
@@ -278,7 +296,7 @@ func (db *DB) closeDBs() error {
 	if db.stmts != nil {
 		errs = append(errs, db.stmts.close())
 	}
-	for _, pool := range []*sql.DB{db.reader, db.writer} {
+	for _, pool := range []*sql.DB{db.reader, db.checkpointConn, db.writer} {
 		if pool != nil {
 			errs = append(errs, pool.Close())
 		}

@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -90,15 +90,15 @@ func TestQueueDuplicateLeaf(t *testing.T) {
 	leaves2 := newLeaves(12, 15)
 	leaves3 := newLeaves(100, 3)
 	leaves4 := newLeaves(105, 3)
-	// want[i] is nil for a leaf that must be queued, or the call (its
-	// queue time) that first queued the leaf.
+	// want[i] is -1 for a leaf that must be queued, or the number of the
+	// call (which gives its queue time) that first queued the leaf.
 	tests := []struct {
 		desc   string
 		leaves []*trillian.LogLeaf
 		want   []int
 	}{
-		{"[10..24] all new", leaves, repeat(-1, 15)},
-		{"[12..26] first 13 dups", leaves2, append(repeat(0, 13), -1, -1)},
+		{"[10..24] all new", leaves, slices.Repeat([]int{-1}, 15)},
+		{"[12..26] first 13 dups", leaves2, append(slices.Repeat([]int{0}, 13), -1, -1)},
 		{"[10, 100, 11, 101, 12]", []*trillian.LogLeaf{leaves[0], leaves3[0], leaves[1], leaves3[1], leaves[2]}, []int{0, -1, 0, -1, 0}},
 		{"[100, 100, 106, 101, 107]", []*trillian.LogLeaf{leaves3[0], leaves3[0], leaves4[1], leaves3[1], leaves4[2]}, []int{2, 2, -1, 2, -1}},
 		{"[108, 108, 108]", []*trillian.LogLeaf{newLeaf("leaf 108"), newLeaf("leaf 108"), newLeaf("leaf 108")}, []int{-1, 4, 4}},
@@ -416,20 +416,6 @@ func rootHash(t *testing.T, leaves []*trillian.LogLeaf) []byte {
 	return h
 }
 
-// repeat returns n copies of v.
-func repeat(v, n int) []int {
-	return slicesRepeat(v, n)
-}
-
-// slicesRepeat is repeat without the comment noise of generics.
-func slicesRepeat(v, n int) []int {
-	s := make([]int, n)
-	for i := range s {
-		s[i] = v
-	}
-	return s
-}
-
 // cloneLeaves copies leaves so QueueLeaves's timestamping does not change
 // the test's expectations.
 func cloneLeaves(leaves []*trillian.LogLeaf) []*trillian.LogLeaf {
@@ -439,9 +425,4 @@ func cloneLeaves(leaves []*trillian.LogLeaf) []*trillian.LogLeaf {
 			LeafValue: l.LeafValue, ExtraData: l.ExtraData}
 	}
 	return out
-}
-
-// isLocked reports whether err is SQLite's "database is locked".
-func isLocked(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "locked")
 }

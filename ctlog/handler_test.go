@@ -1,0 +1,184 @@
+package ctlog_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestGetEntriesLimit(t *testing.T) {
+	l := newTestLog(t, parseConfig(t, oneShard))
+	for i := range 5 {
+		chain, err := l.ca.Leaf(fmt.Sprintf("ge-%d.example.com", i), time.Now().AddDate(0, 1, 0), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body := l.post(t, "add-chain", chainJSON(chain)); code != 200 {
+			t.Fatalf("add-chain: %d %s", code, body)
+		}
+	}
+	waitTreeSize(t, l, 5)
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"start=0&end=4", 3},
+		{"start=1&end=2", 2},
+		{"start=4&end=4", 1},
+		{"start=3&end=100", 2}, // ctfe cuts to the tree size
+	} {
+		code, body := l.get(t, "/test/ct/v1/get-entries?"+tc.query)
+		if code != 200 {
+			t.Fatalf("get-entries?%s: %d %s", tc.query, code, body)
+		}
+		var rsp struct{ Entries []json.RawMessage }
+		if err := json.Unmarshal([]byte(body), &rsp); err != nil {
+			t.Fatal(err)
+		}
+		if len(rsp.Entries) != tc.want {
+			t.Errorf("get-entries?%s: %d entries, want %d", tc.query, len(rsp.Entries), tc.want)
+		}
+	}
+}
+
+func waitTreeSize(t *testing.T, l *testLog, size int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		_, body := l.get(t, "/test/ct/v1/get-sth")
+		var sth struct {
+			TreeSize int `json:"tree_size"`
+		}
+		json.Unmarshal([]byte(body), &sth)
+		if sth.TreeSize >= size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tree size %d, want %d", sth.TreeSize, size)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHealthzAndMetrics(t *testing.T) {
+	l := newTestLog(t, parseConfig(t, oneShard))
+	if code, body := l.get(t, "/healthz"); code != 200 {
+		t.Fatalf("healthz: %d %s", code, body)
+	}
+	chain, err := l.ca.Leaf("metrics.example.com", time.Now().AddDate(0, 1, 0), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.post(t, "add-pre-chain", chainJSON(chain))
+	l.post(t, "add-pre-chain", "{")
+	waitTreeSize(t, l, 1)
+	for _, tc := range []struct {
+		outcome string
+		want    float64
+	}{{"accepted", 1}, {"rejected", 1}} {
+		n, err := gather(l, "ctstage_log_submissions_total", map[string]string{"shard": "test", "endpoint": "add-pre-chain", "outcome": tc.outcome})
+		if err != nil || n != tc.want {
+			t.Errorf("submissions{outcome=%s} = %v (%v), want %v", tc.outcome, n, err, tc.want)
+		}
+	}
+	// The integration delay is sampled once a second as trees grow.
+	chain, err = l.ca.Leaf("metrics2.example.com", time.Now().AddDate(0, 1, 0), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.post(t, "add-pre-chain", chainJSON(chain))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := testutil.GatherAndCount(l.reg, "ctstage_log_integration_delay_seconds")
+		if err == nil && n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no integration delay observed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, name := range []string{"ctstage_log_tree_size", "ctstage_log_sth_age_seconds", "ctstage_log_info"} {
+		if n, err := testutil.GatherAndCount(l.reg, name); err != nil || n == 0 {
+			t.Errorf("metric %s missing: %v", name, err)
+		}
+	}
+}
+
+// gather reads one sample of a metric family from the test log's registry.
+func gather(l *testLog, name string, labels map[string]string) (float64, error) {
+	mfs, err := l.reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue metric
+				}
+			}
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue(), nil
+		}
+	}
+	return 0, fmt.Errorf("no %s%v", name, labels)
+}
+
+func TestReadOnlyShardRefusesAdds(t *testing.T) {
+	l := newTestLog(t, parseConfig(t, strings.Replace(oneShard, "max_get_entries: 3", "state: readonly", 1)))
+	chain, err := l.ca.Leaf("ro.example.com", time.Now().AddDate(0, 1, 0), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := l.post(t, "add-chain", chainJSON(chain)); code == http.StatusOK {
+		t.Errorf("a read-only shard accepted add-chain")
+	}
+	if code, body := l.get(t, "/test/ct/v1/get-sth"); code != 200 {
+		t.Errorf("read-only get-sth: %d %s", code, body)
+	}
+}
+
+// FuzzAddChain sends arbitrary bodies to add-chain and add-pre-chain: the
+// answer is 200 or a 4xx, never a 5xx, and the server keeps serving.
+func FuzzAddChain(f *testing.F) {
+	l := newTestLog(f, parseConfig(f, oneShard))
+	notAfter := time.Now().AddDate(0, 1, 0)
+	cert, err := l.ca.Leaf("fuzz.example.com", notAfter, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pre, err := l.ca.Leaf("fuzz-pre.example.com", notAfter, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		chainJSON(cert), chainJSON(pre), chainJSON(cert[:1]), chainJSON(pre[1:]),
+		`{"chain":[]}`, `{"chain":["AAAA"]}`, `{"chain":null}`, `{}`, `[]`, `{"chain":[1]}`,
+		`{"chain":["` + b64([]byte{0x30, 0x82, 0xff, 0xff}) + `"]}`, "", "\x00",
+	} {
+		f.Add(false, []byte(seed))
+		f.Add(true, []byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, precert bool, body []byte) {
+		path := "add-chain"
+		if precert {
+			path = "add-pre-chain"
+		}
+		code, msg := l.post(t, path, string(body))
+		if code >= 500 {
+			t.Fatalf("%s with %q: status %d %s", path, body, code, msg)
+		}
+		if code != 200 && len(msg) < len("Bad Request")+5 {
+			t.Errorf("%s: status %d with no explanation: %q", path, code, msg)
+		}
+	})
+}
