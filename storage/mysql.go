@@ -77,7 +77,7 @@ func openMySQL(ctx context.Context, spec string, mf monitoring.MetricFactory) (*
 	}
 	return &Backend{
 		Kind:  "mysql",
-		Log:   tmysql.NewLogStorage(db, mf),
+		Log:   Coalesce(tmysql.NewLogStorage(db, mf), 256),
 		Admin: tmysql.NewAdminStorage(db),
 		close: db.Close,
 	}, nil

@@ -73,7 +73,10 @@ type Config struct {
 	Duration time.Duration
 	// Rate is a steady target of submissions per second across all clients,
 	// each submission scheduled at start + i/Rate (a client that falls
-	// behind catches up); 0 submits as fast as the clients can.
+	// behind catches up); 0 submits as fast as the clients can. Latency
+	// counts from the moment a client sends, so when the log cannot keep up
+	// (all clients busy), the wait for a free client is not in it: compare
+	// Result.AcceptedPerSec with Rate.
 	Rate float64
 
 	// RequestTimeout bounds each submission, ct-go's retries included.
@@ -332,7 +335,7 @@ func (r *runner) submitOne(ctx context.Context, lc *client.LogClient, i int) {
 // tally counts the submissions' outcomes.
 func (r *runner) tally(elapsed time.Duration) *Result {
 	res := &Result{
-		LogURL: r.cfg.LogURL, Clients: r.cfg.Clients, TargetRate: r.cfg.Rate,
+		LogURL: r.cfg.LogURL, Clients: r.cfg.Clients, TargetRate: r.cfg.Rate, Planned: len(r.pcs),
 		Errors: Counts{}, Elapsed: Millis(elapsed), Retries: r.retries.Load(),
 	}
 	var lat []time.Duration

@@ -19,6 +19,7 @@ type Result struct {
 	Clients    int     `json:"clients"`
 	TargetRate float64 `json:"target_rate,omitempty"` // submissions/s; 0: as fast as possible
 
+	Planned        int     `json:"planned"`          // precertificates generated (Config.Total)
 	Submitted      int     `json:"submitted"`        // submissions attempted
 	Accepted       int     `json:"accepted"`         // submissions that returned an SCT
 	Failed         int     `json:"failed"`           // Submitted-Accepted, plus NotIntegrated and InvalidSCTs
@@ -114,8 +115,8 @@ func (r *Result) WriteReport(w io.Writer) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "log %s, %d clients, %s\n", r.LogURL, r.Clients, pace)
-	fmt.Fprintf(&b, "submitted %d in %s: accepted %d (%.1f/s), failed %d, retried %d\n",
-		r.Submitted, round(r.Elapsed), r.Accepted, r.AcceptedPerSec, r.Failed, r.Retries)
+	fmt.Fprintf(&b, "submitted %d of %d in %s: accepted %d (%.1f/s), failed %d, retried %d\n",
+		r.Submitted, r.Planned, round(r.Elapsed), r.Accepted, r.AcceptedPerSec, r.Failed, r.Retries)
 	fmt.Fprintf(&b, "latency      p50 %-9s p99 %-9s max %s\n", round(r.Latency.P50), round(r.Latency.P99), round(r.Latency.Max))
 	fmt.Fprintf(&b, "merge delay  p50 %-9s p99 %-9s max %s\n", round(r.MergeDelay.P50), round(r.MergeDelay.P99), round(r.MergeDelay.Max))
 	fmt.Fprintf(&b, "integrated %d of %d accepted; tree %d -> %d; %d STHs observed",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -81,4 +82,7 @@ func benchmarkQueueLeaves(b *testing.B, db *DB, tree *trillian.Tree) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
+	if fi, err := os.Stat(db.path + "-wal"); err == nil {
+		b.ReportMetric(float64(fi.Size())/(1<<20), "WAL-MiB")
+	}
 }

@@ -174,7 +174,7 @@ func writerParams(o Options) url.Values {
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous(FULL)")
 	v.Add("_pragma", "journal_size_limit(67108864)")
-	v.Add("_pragma", "wal_autocheckpoint(0)") // See checkpointer.
+
 	v.Set("_txlock", "immediate")
 	return v
 }

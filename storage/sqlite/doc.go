@@ -50,6 +50,10 @@
 // requests is retried in a transaction of its own, so one bad request cannot
 // fail the others.
 //
+// WAL checkpoints (copying committed pages into the database file) run
+// mostly on a separate connection every 100ms, so that the writer's commits
+// rarely wait for them; see checkpointer.
+//
 // # Schema
 //
 // The schema version is kept in PRAGMA user_version (currently 1) and the
