@@ -1,0 +1,225 @@
+// Package store keeps the CA's issuance records: every precertificate the
+// CA signed, and the final certificate and SCTs that followed it.
+//
+// The CA's state will later live beside the ACME state (SQLite under --data
+// or MySQL); for now the one implementation is a SQLite file.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// Sentinel errors, checked with errors.Is.
+var (
+	ErrNotFound  = errors.New("no such issuance record")
+	ErrDuplicate = errors.New("an issuance record with this serial exists")
+)
+
+// SCT is one SCT embedded in a final certificate.
+type SCT struct {
+	LogID     []byte // 32 bytes
+	LogURL    string
+	Timestamp uint64 // milliseconds since the epoch
+	SCT       []byte // TLS-encoded SignedCertificateTimestamp
+}
+
+// Record is one issuance: a precertificate and, once it exists, its final
+// certificate and the SCTs embedded in it.
+type Record struct {
+	Serial         string // lower-case hex
+	Profile        string
+	Precertificate []byte    // DER
+	Created        time.Time // when the precertificate was stored
+	Certificate    []byte    // DER; nil until AddCertificate
+	Issued         time.Time // when the certificate was stored
+	SCTs           []SCT
+}
+
+// Store keeps issuance records. Implementations are safe for concurrent use
+// and durable when a method returns nil: a precertificate is stored before
+// it is submitted to any log, so that every signed precertificate is on
+// record even when no final certificate follows.
+type Store interface {
+	// AddPrecertificate stores a new record; ErrDuplicate if the serial is
+	// taken.
+	AddPrecertificate(ctx context.Context, r *Record) error
+	// AddCertificate completes the record of serial with the final
+	// certificate and its SCTs; ErrNotFound if there is no such record,
+	// ErrDuplicate if it already has a certificate.
+	AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error
+	// Get returns the record of serial, or ErrNotFound.
+	Get(ctx context.Context, serial string) (*Record, error)
+	// Close releases the store.
+	Close() error
+}
+
+// schemaVersion is the PRAGMA user_version of the current schema. Each
+// migration takes the database from version i to i+1.
+const schemaVersion = 1
+
+var migrations = []string{
+	`CREATE TABLE issuances (
+		serial         TEXT PRIMARY KEY,
+		profile        TEXT NOT NULL,
+		precertificate BLOB NOT NULL,
+		created_ms     INTEGER NOT NULL,
+		certificate    BLOB,
+		issued_ms      INTEGER
+	) STRICT;
+	CREATE TABLE scts (
+		serial       TEXT NOT NULL REFERENCES issuances(serial),
+		position     INTEGER NOT NULL,
+		log_id       BLOB NOT NULL,
+		log_url      TEXT NOT NULL,
+		timestamp_ms INTEGER NOT NULL,
+		sct          BLOB NOT NULL,
+		PRIMARY KEY (serial, position)
+	) STRICT;`,
+}
+
+// SQLite is a Store in one SQLite file, in WAL mode with synchronous=FULL.
+type SQLite struct {
+	db *sql.DB
+}
+
+// OpenSQLite opens (creating or migrating) the store at path, normally
+// --data/ca.db. It refuses a database from a newer ctstage.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(10000)")
+	v.Add("_pragma", "foreign_keys(1)")
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "synchronous(FULL)")
+	v.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+v.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer, and the CA's reads are rare.
+	db.SetMaxOpenConns(1)
+	s := &SQLite{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this ctstage's %d", v, schemaVersion)
+	}
+	for ; v < schemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("couldn't migrate to schema version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// AddPrecertificate implements Store.
+func (s *SQLite) AddPrecertificate(ctx context.Context, r *Record) error {
+	res, err := s.db.ExecContext(ctx,
+		`INSERT INTO issuances (serial, profile, precertificate, created_ms) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (serial) DO NOTHING`,
+		r.Serial, r.Profile, r.Precertificate, r.Created.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("couldn't store precertificate %s: %w", r.Serial, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("precertificate %s: %w", r.Serial, ErrDuplicate)
+	}
+	return nil
+}
+
+// AddCertificate implements Store.
+func (s *SQLite) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
+	}
+	defer tx.Rollback()
+	var have []byte
+	err = tx.QueryRowContext(ctx, "SELECT certificate FROM issuances WHERE serial = ?", serial).Scan(&have)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("certificate %s: %w", serial, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
+	case have != nil:
+		return fmt.Errorf("certificate %s: %w", serial, ErrDuplicate)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE issuances SET certificate = ?, issued_ms = ? WHERE serial = ?",
+		cert, at.UnixMilli(), serial); err != nil {
+		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
+	}
+	for i, sct := range scts {
+		if _, err := tx.ExecContext(ctx,
+			"INSERT INTO scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
+			serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
+			return fmt.Errorf("couldn't store SCTs of %s: %w", serial, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
+	}
+	return nil
+}
+
+// Get implements Store.
+func (s *SQLite) Get(ctx context.Context, serial string) (*Record, error) {
+	r := &Record{Serial: serial}
+	var created int64
+	var issued sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		"SELECT profile, precertificate, created_ms, certificate, issued_ms FROM issuances WHERE serial = ?", serial).
+		Scan(&r.Profile, &r.Precertificate, &created, &r.Certificate, &issued)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s: %w", serial, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read issuance %s: %w", serial, err)
+	}
+	r.Created = time.UnixMilli(created)
+	if issued.Valid {
+		r.Issued = time.UnixMilli(issued.Int64)
+	}
+	rows, err := s.db.QueryContext(ctx,
+		"SELECT log_id, log_url, timestamp_ms, sct FROM scts WHERE serial = ? ORDER BY position", serial)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read SCTs of %s: %w", serial, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sct SCT
+		var ts int64
+		if err := rows.Scan(&sct.LogID, &sct.LogURL, &ts, &sct.SCT); err != nil {
+			return nil, fmt.Errorf("couldn't read SCTs of %s: %w", serial, err)
+		}
+		sct.Timestamp = uint64(ts)
+		r.SCTs = append(r.SCTs, sct)
+	}
+	return r, rows.Err()
+}
+
+// Close implements Store.
+func (s *SQLite) Close() error { return s.db.Close() }
