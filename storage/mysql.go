@@ -78,7 +78,7 @@ func openMySQL(ctx context.Context, spec string, mf monitoring.MetricFactory) (*
 	return &Backend{
 		Kind:  "mysql",
 		Log:   Coalesce(tmysql.NewLogStorage(db, mf), 256),
-		Admin: tmysql.NewAdminStorage(db),
+		Admin: CacheTrees(tmysql.NewAdminStorage(db), treeCacheTTL),
 		close: db.Close,
 	}, nil
 }

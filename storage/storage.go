@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/trillian/monitoring"
 	tstorage "github.com/google/trillian/storage"
@@ -50,6 +51,9 @@ func (b *Backend) Close() error {
 	return b.close()
 }
 
+// treeCacheTTL bounds how long tree metadata is served from memory.
+const treeCacheTTL = 5 * time.Second
+
 // ErrBadSpec is returned by Open for a --storage value it does not understand.
 var ErrBadSpec = errors.New("bad storage spec")
 
@@ -75,5 +79,5 @@ func openSQLite(ctx context.Context, dataDir string, mf monitoring.MetricFactory
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Kind: "sqlite", Log: db.LogStorage(), Admin: db.AdminStorage(), close: db.Close}, nil
+	return &Backend{Kind: "sqlite", Log: db.LogStorage(), Admin: CacheTrees(db.AdminStorage(), treeCacheTTL), close: db.Close}, nil
 }

@@ -20,7 +20,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg loadgen.Config
-	data := fs.String("data", "./ctstage-data", "data directory of ctstage serve, whose staging ECDSA intermediate signs the precertificates")
+	data := fs.String("data", "./ctstage-data", "data directory of ctstage serve, whose staging intermediate signs the precertificates")
+	caDir := fs.String("ca", "", "sign with the load-test CA in this directory (made by --make-ca) instead of the staging CA of --data")
+	makeCA := fs.String("make-ca", "", "create a P-256 load-test CA in this directory and exit; start serve with --extra-roots DIR/root.pem to accept it")
+	chain := fs.String("chain", "rsa", `staging chain that signs: "rsa" (RSA 2048 intermediate, RSA 4096 root: Let's Encrypt's main path) or "ecdsa" (P-384 intermediate and root: each submission costs the log two P-384 verifications, ~0.5 ms each)`)
 	fs.StringVar(&cfg.LogURL, "log-url", "", "base URL of the log (shard) to load; default: the shard of --log-list whose temporal interval contains --not-after")
 	logList := fs.String("log-list", "http://127.0.0.1:6962/log.v3.json", "v3 log list (URL or file) giving the log's URL and public key")
 	fs.IntVar(&cfg.Clients, "c", 64, "concurrent clients (shorthand)")
@@ -45,7 +48,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "bench:", err)
 		return exitUsage
 	}
-	if err := benchSetup(ctx, &cfg, *data, *logList); err != nil {
+	if *makeCA != "" {
+		if err := loadgen.WriteCA(*makeCA, time.Now()); err != nil {
+			log.Error("bench: couldn't make the CA", "err", err)
+			return exitFail
+		}
+		fmt.Fprintf(stdout, "wrote a P-256 load-test CA to %s; serve with --extra-roots %s\n", *makeCA, filepath.Join(*makeCA, loadgen.CARootFile))
+		return exitOK
+	}
+	if *chain != "rsa" && *chain != "ecdsa" {
+		fmt.Fprintf(stderr, "bench: --chain %q: want rsa or ecdsa\n", *chain)
+		return exitUsage
+	}
+	if err := benchSetup(ctx, &cfg, *data, *logList, *chain, *caDir); err != nil {
 		log.Error("bench failed", "err", err)
 		return exitFail
 	}
@@ -87,7 +102,21 @@ func benchFlags(fs *flag.FlagSet, cfg *loadgen.Config, notAfter string) error {
 }
 
 // benchSetup loads the staging intermediate and finds the log and its key.
-func benchSetup(ctx context.Context, cfg *loadgen.Config, data, logList string) error {
+func benchSetup(ctx context.Context, cfg *loadgen.Config, data, logList, chain, testCA string) error {
+	if err := benchIssuer(cfg, data, chain, testCA); err != nil {
+		return err
+	}
+	return benchLog(ctx, cfg, logList)
+}
+
+// benchIssuer loads the CA that signs: the load-test CA of --ca, or the
+// staging intermediate of --chain.
+func benchIssuer(cfg *loadgen.Config, data, chain, testCA string) error {
+	if testCA != "" {
+		var err error
+		cfg.Issuer, cfg.IssuerSigner, cfg.Chain, err = loadgen.LoadCA(testCA)
+		return err
+	}
 	caDir := filepath.Join(data, "ca")
 	if _, err := os.Stat(filepath.Join(caDir, "root.pem")); err != nil {
 		return fmt.Errorf("no staging CA in %s (start `ctstage serve --data %s` first): %w", caDir, data, err)
@@ -96,9 +125,17 @@ func benchSetup(ctx context.Context, cfg *loadgen.Config, data, logList string) 
 	if err != nil {
 		return err
 	}
-	cfg.Issuer, cfg.IssuerSigner = h.ECDSAIntermediate.Cert, h.ECDSAIntermediate.Signer
-	cfg.Chain = []*x509.Certificate{h.ECDSARoot.Cert}
+	issuer, root := h.RSAIntermediate, h.RSARoot
+	if chain == "ecdsa" {
+		issuer, root = h.ECDSAIntermediate, h.ECDSARoot
+	}
+	cfg.Issuer, cfg.IssuerSigner = issuer.Cert, issuer.Signer
+	cfg.Chain = []*x509.Certificate{root.Cert}
+	return nil
+}
 
+// benchLog finds the log to load and its key.
+func benchLog(ctx context.Context, cfg *loadgen.Config, logList string) error {
 	ll, err := loadgen.FetchLogList(ctx, http.DefaultClient, logList)
 	switch {
 	case err != nil && cfg.LogURL == "":
