@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/google/certificate-transparency-go/ctutil"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
 
 	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/ca/store"
@@ -135,7 +135,7 @@ func TestIssueProfiles(t *testing.T) {
 		{"classic", "ecdsa-p256", []string{"long.example.com"}, 190 * day},
 		{"tlsserver", "ecdsa-p256", []string{"example.org"}, 0},
 		{"tlsserver", "rsa-2048", []string{"example.org", "a.example.org"}, 0},
-		{"shortlived", "ecdsa-p256", []string{"example.net", "192.0.2.1", "2001:db8::1"}, 0},
+		{"shortlived", "ecdsa-p256", []string{"example.net", "1.1.1.1", "2606:4700:4700::1111"}, 0},
 		{"shortlived", "rsa-2048", []string{"example.net"}, 24 * time.Hour},
 	} {
 		t.Run(tc.profile+"/"+tc.key, func(t *testing.T) {

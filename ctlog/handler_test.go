@@ -182,3 +182,54 @@ func FuzzAddChain(f *testing.F) {
 		}
 	})
 }
+
+// TestShardPolicies checks the per-shard acceptance settings.
+func TestShardPolicies(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name, shard string
+		notAfter    time.Time
+		wantCode    int
+		wantMsg     string
+	}{
+		{"InWindow", "not_after_start: 2000-01-01T00:00:00Z\n      not_after_limit: 2100-01-01T00:00:00Z", now.AddDate(0, 1, 0), 200, ""},
+		{"BeforeWindow", "not_after_start: " + now.AddDate(1, 0, 0).UTC().Format(time.RFC3339) + "\n      not_after_limit: " + now.AddDate(2, 0, 0).UTC().Format(time.RFC3339), now.AddDate(0, 1, 0), 400, "NotAfter"},
+		{"RejectExpired", "reject_expired: true", now.Add(-time.Minute), 400, "expired"},
+		{"ExpiredAccepted", "reject_expired: false", now.Add(-time.Minute), 200, ""},
+		{"WrongEKU", "ext_key_usages: [ClientAuth]", now.AddDate(0, 1, 0), 400, "EKU"},
+		{"RightEKU", "ext_key_usages: [ServerAuth]", now.AddDate(0, 1, 0), 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTestLog(t, parseConfig(t, "logs:\n  operators:\n  - name: Op\n    shards:\n    - name: test\n      "+tc.shard+"\n"))
+			chain, err := l.ca.Leaf("policy.example.com", tc.notAfter, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, body := l.post(t, "add-chain", chainJSON(chain))
+			if code != tc.wantCode || !strings.Contains(body, tc.wantMsg) {
+				t.Errorf("add-chain: %d %q, want %d mentioning %q", code, body, tc.wantCode, tc.wantMsg)
+			}
+		})
+	}
+}
+
+// TestIdleSTHRefresh checks that an idle shard signs fresh STHs.
+func TestIdleSTHRefresh(t *testing.T) {
+	l := newTestLog(t, parseConfig(t, oneShard+"  sth_max_age: 1s\n"))
+	timestamp := func() int64 {
+		_, body := l.get(t, "/test/ct/v1/get-sth")
+		var sth struct{ Timestamp int64 }
+		if err := json.Unmarshal([]byte(body), &sth); err != nil {
+			t.Fatal(err)
+		}
+		return sth.Timestamp
+	}
+	first := timestamp()
+	deadline := time.Now().Add(5 * time.Second)
+	for timestamp() == first {
+		if time.Now().After(deadline) {
+			t.Fatal("no new STH within 5 s on an idle shard with sth_max_age 1s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -3,6 +3,7 @@
 //
 //	ctstage serve [flags]   run the logs (see DESIGN.md for the flags)
 //	ctstage bench [flags]   load-test a log's add-pre-chain
+//	ctstage issue [flags]   get a certificate from a running serve's CA
 //
 // Each subcommand has its own flag set: the libraries ctstage builds on
 // register global flags of their own, which ctstage never parses.
@@ -34,6 +35,7 @@ const (
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
 	"serve": serveCmd,
 	"bench": benchCmd,
+	"issue": issueCmd,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -61,6 +63,7 @@ func usage(w io.Writer) {
 commands:
   serve   run the CT logs (RFC 6962) on an in-process Trillian
   bench   submit unique precertificate chains to a log and report throughput and merge delay
+  issue   ask a running serve's CA for a certificate with embedded SCTs; prints the chain in PEM
 
 Run "ctstage <command> -h" for a command's flags.
 `)

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -65,6 +66,12 @@ func New(operator string, fault Fault) *Log {
 
 func (l *Log) add(w http.ResponseWriter, r *http.Request, etype ct.LogEntryType) {
 	l.Requests.Add(1)
+	// Read the body first: the server notices a client that went away only
+	// once the body is consumed.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
 	if l.Delay > 0 {
 		select {
 		case <-time.After(l.Delay):
@@ -82,7 +89,7 @@ func (l *Log) add(w http.ResponseWriter, r *http.Request, etype ct.LogEntryType)
 		return
 	}
 	var req ct.AddChainRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Chain) == 0 {
+	if err := json.Unmarshal(body, &req); err != nil || len(req.Chain) == 0 {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ctstage/ctstage/ca"
+	castore "github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/ctlog"
 	"github.com/ctstage/ctstage/internal/logging"
 	"github.com/ctstage/ctstage/storage"
@@ -42,6 +44,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for the default topology. Default time.Now.
 	Now func() time.Time
+	// LogList is where the CA finds the logs it submits to: a v3 log list
+	// file or http(s) URL. "" uses the running logs' own list.
+	LogList string
+	// MgmtAddr is the loopback address of the CA's management endpoint
+	// (POST /issue); "" serves none. Non-loopback addresses are refused.
+	MgmtAddr string
+	// NoFinalSubmission turns off the background submission of final
+	// certificates to the logs.
+	NoFinalSubmission bool
 }
 
 // Stage is a running ctstage.
@@ -52,6 +63,11 @@ type Stage struct {
 	LogURL string
 	// Hierarchy is the staging CA hierarchy.
 	Hierarchy *ca.Hierarchy
+	// CA issues certificates with embedded SCTs from the logs.
+	CA *ca.CA
+	// MgmtURL is the management endpoint's base URL, e.g.
+	// "http://127.0.0.1:6963"; "" when none is served.
+	MgmtURL string
 
 	log      *slog.Logger
 	store    *storage.Backend
@@ -60,7 +76,16 @@ type Stage struct {
 	done     chan error
 	serveErr chan error
 	unlock   func()
+	caReady  atomic.Bool
+	caStore  *castore.SQLite
+	mgmt     *http.Server
+	mgmtErr  chan error
+	// caHandler serves the CA's issuer certificates and CRLs under /ca/.
+	caHandler http.Handler
 }
+
+// CAStoreFile is the CA's issuance database under the data directory.
+const CAStoreFile = "ca.db"
 
 // LogListFile is the log list's name under the data directory.
 const LogListFile = "log_list.json"
@@ -137,7 +162,18 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 		store.Close()
 		return nil, err
 	}
+	if opts.MgmtAddr != "" && !ca.IsLoopbackAddr(opts.MgmtAddr) {
+		st.Logs.Close()
+		store.Close()
+		return nil, fmt.Errorf("--mgmt-addr %s: the management endpoint listens on loopback only", opts.MgmtAddr)
+	}
 	st.start(lis, reg)
+	if err := st.startCA(ctx, opts, reg); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st.unlock = func() {} // the deferred unlock does it
+		return nil, errors.Join(err, st.Shutdown(sctx))
+	}
 	opts.Logger.Info("ctstage serving", "logs", st.LogURL, "storage", store.Kind, "data", opts.DataDir,
 		"log_list", st.LogURL+"/log.v3.json", "root", h.RootsPEMPath())
 	return st, nil
@@ -147,6 +183,8 @@ func (st *Stage) start(lis net.Listener, reg *prometheus.Registry) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", st.Logs.Handler())
+	mux.HandleFunc("GET /healthz", st.serveHealth)
+	mux.Handle("/ca/", http.StripPrefix("/ca", http.HandlerFunc(st.serveCA)))
 	st.http = &http.Server{
 		Handler:           logging.Requests(st.log, mux),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -173,7 +211,17 @@ func (st *Stage) Err() <-chan error { return st.serveErr }
 // Shutdown stops accepting requests, lets those in flight finish (until ctx
 // ends), stops the sequencer and Trillian, and closes the storage.
 func (st *Stage) Shutdown(ctx context.Context) error {
-	err := st.http.Shutdown(ctx)
+	var err error
+	if st.mgmt != nil {
+		err = st.mgmt.Shutdown(ctx)
+	}
+	if st.CA != nil {
+		err = errors.Join(err, st.CA.Close(ctx))
+	}
+	err = errors.Join(err, st.http.Shutdown(ctx))
+	if st.caStore != nil {
+		err = errors.Join(err, st.caStore.Close())
+	}
 	st.cancel()
 	<-st.done
 	st.Logs.Close()
@@ -192,6 +240,7 @@ func Run(ctx context.Context, opts Options) error {
 	select {
 	case <-ctx.Done():
 	case serveErr = <-st.Err():
+	case serveErr = <-st.mgmtErrs():
 	}
 	st.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

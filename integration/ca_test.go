@@ -1,0 +1,261 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/ctutil"
+	"github.com/google/certificate-transparency-go/loglist3"
+	cttls "github.com/google/certificate-transparency-go/tls"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/internal/serve"
+)
+
+// startCAStage runs ctstage serve with its CA and management endpoint.
+func startCAStage(t testing.TB, noFinal bool) *serve.Stage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := serve.Start(ctx, serve.Options{
+		DataDir: t.TempDir(), LogAddr: "127.0.0.1:0", Storage: "sqlite", MgmtAddr: "127.0.0.1:0",
+		NoFinalSubmission: noFinal, Logger: testLogger(),
+	})
+	if err != nil {
+		t.Fatalf("serve.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := st.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return st
+}
+
+// TestCAIssueEndToEnd issues through the management endpoint of a running
+// ctstage and checks the certificate against its logs: SCTs from two
+// operators that verify with ctutil against the log list's keys, each
+// precertificate included in its log, the final certificate logged after
+// the background submission.
+func TestCAIssueEndToEnd(t *testing.T) {
+	st := startCAStage(t, false)
+	rsp, err := http.Get(st.LogURL + "/healthz")
+	if err != nil || rsp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %v %v", err, rsp)
+	}
+	rsp.Body.Close()
+	ir := mgmtIssue(t, st.MgmtURL, []string{"example.com", "www.example.com"})
+	chain := parsePEMChain(t, ir.Chain)
+	if len(chain) != 2 {
+		t.Fatalf("chain of %d certificates, want leaf and intermediate", len(chain))
+	}
+	scts := chain[0].SCTList.SCTList
+	if len(scts) < 2 {
+		t.Fatalf("%d embedded SCTs, want 2 or more", len(scts))
+	}
+	byID := logsByID(st.Logs.LogList())
+	operators := map[string]bool{}
+	for _, raw := range scts {
+		var sct ct.SignedCertificateTimestamp
+		if _, err := cttls.Unmarshal(raw.Val, &sct); err != nil {
+			t.Fatal(err)
+		}
+		l, op := byID[sct.LogID.KeyID].log, byID[sct.LogID.KeyID].operator
+		if l == nil {
+			t.Fatalf("SCT from unknown log %x", sct.LogID.KeyID)
+		}
+		operators[op] = true
+		pk, err := x509.ParsePKIXPublicKey(l.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ctutil.VerifySCT(pk, chain, &sct, true); err != nil {
+			t.Errorf("ctutil.VerifySCT(embedded) for %s: %v", l.Description, err)
+		}
+		checkPrecertIncluded(t, l, chain, &sct)
+		checkFinalLogged(t, l, chain[0].Raw)
+	}
+	if len(operators) < 2 {
+		t.Errorf("SCTs from %d operators, want 2", len(operators))
+	}
+}
+
+type listedLog struct {
+	log      *loglist3.Log
+	operator string
+}
+
+func logsByID(ll *loglist3.LogList) map[[32]byte]listedLog {
+	out := map[[32]byte]listedLog{}
+	for _, op := range ll.Operators {
+		for _, l := range op.Logs {
+			out[[32]byte(l.LogID)] = listedLog{l, op.Name}
+		}
+	}
+	return out
+}
+
+// checkPrecertIncluded verifies an inclusion proof for the precertificate
+// leaf the SCT was issued for (rebuilt from the final certificate as
+// RFC 6962 section 3.2 says, with the SCT's extensions).
+func checkPrecertIncluded(t *testing.T, l *loglist3.Log, chain []*ctx509.Certificate, sct *ct.SignedCertificateTimestamp) {
+	t.Helper()
+	leaf, err := ct.MerkleTreeLeafForEmbeddedSCT(chain, sct.Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf.TimestampedEntry.Extensions = sct.Extensions
+	h, err := ct.LeafHashForLeaf(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := logClient(t, l)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		sth := waitForSTH(t, c, 1, 10*time.Second)
+		rsp, err := c.GetProofByHash(context.Background(), h[:], sth.TreeSize)
+		if err == nil {
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(rsp.LeafIndex), sth.TreeSize, h[:], rsp.AuditPath, sth.SHA256RootHash[:]); err != nil {
+				t.Errorf("%s: inclusion proof of the precertificate: %v", l.Description, err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: precertificate not included: %v", l.Description, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkFinalLogged waits until the log holds an X.509 entry for cert.
+func checkFinalLogged(t *testing.T, l *loglist3.Log, cert []byte) {
+	t.Helper()
+	c := logClient(t, l)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		sth := waitForSTH(t, c, 1, 10*time.Second)
+		entries, err := c.GetEntries(context.Background(), 0, int64(sth.TreeSize)-1)
+		if err != nil {
+			t.Fatalf("GetEntries: %v", err)
+		}
+		for _, e := range entries {
+			if e.X509Cert != nil && bytes.Equal(e.X509Cert.Raw, cert) {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("%s: final certificate not in the log after 30s", l.Description)
+}
+
+func mgmtIssue(t testing.TB, base string, names []string) *ca.IssueResponse {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: names}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := mustJSON(t, ca.IssueRequest{CSR: base64.StdEncoding.EncodeToString(csr), Profile: "classic"})
+	rsp, err := http.Post(base+"/issue", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	b, _ := io.ReadAll(rsp.Body)
+	if rsp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /issue: %s: %s", rsp.Status, b)
+	}
+	var ir ca.IssueResponse
+	if err := json.Unmarshal(b, &ir); err != nil {
+		t.Fatal(err)
+	}
+	return &ir
+}
+
+func parsePEMChain(t testing.TB, s string) []*ctx509.Certificate {
+	t.Helper()
+	var out []*ctx509.Certificate
+	rest := []byte(s)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return out
+		}
+		c, err := ctx509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+}
+
+// BenchmarkIssue issues certificates through the CA of a running ctstage,
+// each with 2 SCTs from the in-process logs over loopback HTTP, from
+// GOMAXPROCS*4 goroutines, without the background final submission. It
+// reports certificates/s and the p50 and p99 issuance latency.
+func BenchmarkIssue(b *testing.B) {
+	st := startCAStage(b, true)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := ca.Request{PublicKey: key.Public(), Names: []string{"bench.example.com"}}
+	if _, err := st.CA.Issue(context.Background(), req); err != nil { // warm up connections
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			iss, err := st.CA.Issue(context.Background(), req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if len(iss.SCTs) != 2 {
+				b.Errorf("%d SCTs, want 2", len(iss.SCTs))
+			}
+			mine = append(mine, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "certs/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
