@@ -87,3 +87,25 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("defaults not applied: %+v %+v", s, cfg)
 	}
 }
+
+// FuzzParseConfig feeds arbitrary YAML to the config parser: it returns a
+// config that validates, or an error, and never panics.
+func FuzzParseConfig(f *testing.F) {
+	for _, seed := range []string{
+		"", "logs: {}\n", "logs:\n  sequencer_interval: 5ms\n",
+		"logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      not_after_start: 2026-01-01T00:00:00Z\n      not_after_limit: 2026-07-01T00:00:00Z\n",
+		"logs:\n  operators: [{name: A, shards: [{name: a, state: readonly, mmd: 1h}]}]\n", "logs: [", "\x00",
+	} {
+		f.Add([]byte(seed))
+	}
+	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := ParseConfig(b, now)
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("ParseConfig returned a config that does not validate: %v", err)
+		}
+	})
+}
