@@ -395,3 +395,21 @@ func TestIssueSubmitsFinal(t *testing.T) {
 	}
 	_ = iss
 }
+
+// TestIssueDoesNotWaitForStagger checks that the race returns as soon as
+// the first two submissions meet the policy, without waiting for the
+// stagger (here an hour).
+func TestIssueDoesNotWaitForStagger(t *testing.T) {
+	c := newTestCA(t, ctpolicy.Options{Stagger: time.Hour}, threeLogs(fakelog.OK, fakelog.OK, fakelog.OK)...)
+	start := time.Now()
+	iss, err := c.Issue(context.Background(), Request{PublicKey: testKey(t, "ecdsa-p256"), Names: []string{"example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Issue took %v", took)
+	}
+	if len(iss.SCTs) != 2 {
+		t.Errorf("%d SCTs, want 2", len(iss.SCTs))
+	}
+}

@@ -58,6 +58,11 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// isolationArgs keep a test's `ctstage serve` off the fixed default ports
+// of the management, ACME and DNS listeners, which another process (a
+// developer's own ctstage, a parallel test) may hold.
+var isolationArgs = []string{"--mgmt-addr=", "--acme-addr=", "--dns-addr=", "--dns-mgmt-addr="}
+
 // server is a `ctstage serve` process.
 type server struct {
 	cmd    *exec.Cmd
@@ -70,7 +75,7 @@ func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	addr := freeAddr(t)
 	s := &server{addr: addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(ctstageBinary(t), append([]string{"serve", "--log-addr", addr, "--mgmt-addr", freeAddr(t)}, args...)...)
+	s.cmd = exec.Command(ctstageBinary(t), append(append([]string{"serve", "--log-addr", addr}, isolationArgs...), args...)...)
 	s.cmd.Stderr = &syncWriter{w: s.stderr}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -160,7 +165,7 @@ func TestServeBinary(t *testing.T) {
 	}
 
 	// A second process on the same --data is refused.
-	out, err := exec.Command(ctstageBinary(t), "serve", "--data", data, "--log-addr", "127.0.0.1:0", "--mgmt-addr", "127.0.0.1:0").CombinedOutput()
+	out, err := exec.Command(ctstageBinary(t), append([]string{"serve", "--data", data, "--log-addr", "127.0.0.1:0"}, isolationArgs...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "in use") {
 		t.Errorf("second serve on the same --data: %v\n%s", err, out)
 	}

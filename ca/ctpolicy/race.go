@@ -360,11 +360,15 @@ func (s *Submitter) SubmitFinal(ctx context.Context, chain [][]byte, logs []*Log
 }
 
 // NewHTTPClient is an HTTP client suited to submissions: no overall timeout
-// (the race sets deadlines per request) and enough idle connections per log
-// for a busy CA.
+// (the race sets deadlines per request) and enough idle connections for a
+// busy CA. Every submission in flight holds a connection, and logs often
+// share a host (ctstage's shards all do): a pool smaller than the
+// submissions in flight closes connections after each burst and dials
+// again.
 func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
 	return &http.Client{Transport: t}
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -85,9 +86,22 @@ var migrations = []string{
 }
 
 // SQLite is a Store in one SQLite file, in WAL mode with synchronous=FULL.
+//
+// Writes are group-committed: one writer goroutine, on a connection of its
+// own, takes every AddPrecertificate and AddCertificate call waiting (up to
+// maxBatch), applies each in a savepoint of one transaction, commits once
+// (one fsync for the batch) and only then answers the callers. A call that
+// fails (duplicate, unknown serial, constraint) is rolled back to its
+// savepoint alone; when the transaction itself fails, each call of the batch
+// is retried in a transaction of its own. A call returns nil only once its
+// write is committed: durability is that of one commit per call.
 type SQLite struct {
-	db *sql.DB
+	db *sql.DB // reads and the migration; the writer has its own connection
+	w  *writer
 }
+
+// maxBatch bounds the writes of one group commit.
+const maxBatch = 256
 
 // OpenSQLite opens (creating or migrating) the store at path, normally
 // --data/ca.db. It refuses a database from a newer ctstage.
@@ -102,10 +116,16 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
 	}
-	// One connection: SQLite has one writer, and the CA's reads are rare.
-	db.SetMaxOpenConns(1)
+	// The writer's connection and a few for reads, which WAL lets run
+	// beside the writer.
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
 	s := &SQLite{db: db}
 	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
+	}
+	if s.w, err = newWriter(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
 	}
@@ -138,48 +158,57 @@ func (s *SQLite) migrate(ctx context.Context) error {
 
 // AddPrecertificate implements Store.
 func (s *SQLite) AddPrecertificate(ctx context.Context, r *Record) error {
-	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO issuances (serial, profile, precertificate, created_ms) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (serial) DO NOTHING`,
-		r.Serial, r.Profile, r.Precertificate, r.Created.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("couldn't store precertificate %s: %w", r.Serial, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	rec := *r
+	err := s.w.do(ctx, func(w *batchTx) error {
+		res, err := w.stmt(stInsertPre).ExecContext(w.ctx, rec.Serial, rec.Profile, rec.Precertificate, rec.Created.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrDuplicate
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrDuplicate):
 		return fmt.Errorf("precertificate %s: %w", r.Serial, ErrDuplicate)
+	case err != nil:
+		return fmt.Errorf("couldn't store precertificate %s: %w", r.Serial, err)
 	}
 	return nil
 }
 
 // AddCertificate implements Store.
 func (s *SQLite) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
-	}
-	defer tx.Rollback()
-	var have []byte
-	err = tx.QueryRowContext(ctx, "SELECT certificate FROM issuances WHERE serial = ?", serial).Scan(&have)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("certificate %s: %w", serial, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
-	case have != nil:
-		return fmt.Errorf("certificate %s: %w", serial, ErrDuplicate)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE issuances SET certificate = ?, issued_ms = ? WHERE serial = ?",
-		cert, at.UnixMilli(), serial); err != nil {
-		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
-	}
-	for i, sct := range scts {
-		if _, err := tx.ExecContext(ctx,
-			"INSERT INTO scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
-			serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
-			return fmt.Errorf("couldn't store SCTs of %s: %w", serial, err)
+	scts = slices.Clone(scts)
+	err := s.w.do(ctx, func(w *batchTx) error {
+		var have []byte
+		err := w.stmt(stSelectCert).QueryRowContext(w.ctx, serial).Scan(&have)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case have != nil:
+			return ErrDuplicate
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		if _, err := w.stmt(stUpdateCert).ExecContext(w.ctx, cert, at.UnixMilli(), serial); err != nil {
+			return err
+		}
+		for i, sct := range scts {
+			if _, err := w.stmt(stInsertSCT).ExecContext(w.ctx,
+				serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
+				return fmt.Errorf("SCT %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate):
+		return fmt.Errorf("certificate %s: %w", serial, err)
+	case err != nil:
 		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
 	}
 	return nil
@@ -221,5 +250,9 @@ func (s *SQLite) Get(ctx context.Context, serial string) (*Record, error) {
 	return r, rows.Err()
 }
 
-// Close implements Store.
-func (s *SQLite) Close() error { return s.db.Close() }
+// Close implements Store: it makes new writes fail, commits those already
+// waiting, and closes the database.
+func (s *SQLite) Close() error {
+	s.w.close()
+	return s.db.Close()
+}

@@ -36,6 +36,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"serve": serveCmd,
 	"bench": benchCmd,
 	"issue": issueCmd,
+
+	"bench-scale": benchScaleCmd, // see benchscale.go
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

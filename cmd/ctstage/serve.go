@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/ctstage/ctstage/ca/ratelimit"
 	"github.com/ctstage/ctstage/internal/serve"
 )
 
@@ -26,6 +27,13 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.StringVar(&o.ExtraRoots, "extra-roots", "", "PEM bundle of more roots that every shard accepts")
 	fs.StringVar(&o.LogList, "log-list", "", "v3 log list (file or URL) of the logs the CA submits to; default: this server's own logs")
 	fs.StringVar(&o.MgmtAddr, "mgmt-addr", "127.0.0.1:6963", `loopback address of the CA's management endpoint ("" for none)`)
+	fs.StringVar(&o.ACMEAddr, "acme-addr", "127.0.0.1:14000", `address of the ACME server (HTTPS, directory at /directory; "" for none)`)
+	fs.BoolVar(&o.ACMEAlwaysValid, "acme-always-valid", false, "ACME challenges succeed without contacting the client")
+	fs.IntVar(&o.VAHTTPPort, "va-http-port", 80, "port the validator connects to for http-01")
+	fs.IntVar(&o.VATLSPort, "va-tls-port", 443, "port the validator connects to for tls-alpn-01")
+	fs.StringVar(&o.DNSAddr, "dns-addr", "127.0.0.1:8053", `loopback address of the built-in DNS server, UDP and TCP ("" for none)`)
+	fs.StringVar(&o.DNSMgmtAddr, "dns-mgmt-addr", "127.0.0.1:8055", `loopback address of the DNS management API: POST /set-txt, /clear-txt ("" for none)`)
+	noLimits := fs.Bool("no-rate-limits", false, "turn the ACME rate limits off")
 	noFinal := fs.Bool("no-final-submission", false, "don't submit final certificates to the logs after issuance")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's /debug/pprof/ profiles on this (loopback) address")
@@ -39,6 +47,9 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	o.Logger = log
 	o.NoFinalSubmission = *noFinal
+	if *noLimits {
+		o.RateLimits = &ratelimit.Config{Disabled: true}
+	}
 	if os.Getenv("GOGC") == "" {
 		// The heap is small (tens of MiB) and short-lived garbage per request
 		// is large; collecting at 4x rather than 2x the live heap buys ~5% of

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ca/ratelimit"
 	castore "github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/ctlog"
 	"github.com/ctstage/ctstage/internal/logging"
@@ -53,6 +54,23 @@ type Options struct {
 	// NoFinalSubmission turns off the background submission of final
 	// certificates to the logs.
 	NoFinalSubmission bool
+	// ACMEAddr is where the ACME server listens (HTTPS); "" serves no
+	// ACME, no built-in DNS and no DNS management API.
+	ACMEAddr string
+	// ACMEAlwaysValid makes every challenge succeed without contacting
+	// the client.
+	ACMEAlwaysValid bool
+	// VAHTTPPort and VATLSPort are where the validator connects for
+	// http-01 and tls-alpn-01; 0 is 80 and 443.
+	VAHTTPPort, VATLSPort int
+	// DNSAddr is the built-in DNS server's loopback address (UDP and
+	// TCP); "" serves none (dns-01 then reads the zone directly).
+	DNSAddr string
+	// DNSMgmtAddr is the loopback address of the DNS management API
+	// (POST /set-txt, /clear-txt, ...); "" serves none.
+	DNSMgmtAddr string
+	// RateLimits are the ACME rate limits; nil is ratelimit.Defaults().
+	RateLimits *ratelimit.Config
 }
 
 // Stage is a running ctstage.
@@ -82,6 +100,14 @@ type Stage struct {
 	mgmtErr  chan error
 	// caHandler serves the CA's issuer certificates and CRLs under /ca/.
 	caHandler http.Handler
+
+	// ACMEURL is the ACME server's base URL, e.g. "https://127.0.0.1:14000"
+	// (directory at ACMEURL+"/directory"); "" when none is served.
+	ACMEURL string
+	// DNSAddr is the built-in DNS server's address; DNSMgmtURL its
+	// management API's base URL.
+	DNSAddr, DNSMgmtURL string
+	acme                acmeParts
 }
 
 // CAStoreFile is the CA's issuance database under the data directory.
@@ -168,7 +194,7 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 		return nil, fmt.Errorf("--mgmt-addr %s: the management endpoint listens on loopback only", opts.MgmtAddr)
 	}
 	st.start(lis, reg)
-	if err := st.startCA(ctx, opts, reg); err != nil {
+	if err := st.startServices(ctx, opts, reg); err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		st.unlock = func() {} // the deferred unlock does it
@@ -211,9 +237,9 @@ func (st *Stage) Err() <-chan error { return st.serveErr }
 // Shutdown stops accepting requests, lets those in flight finish (until ctx
 // ends), stops the sequencer and Trillian, and closes the storage.
 func (st *Stage) Shutdown(ctx context.Context) error {
-	var err error
+	err := st.stopACME(ctx)
 	if st.mgmt != nil {
-		err = st.mgmt.Shutdown(ctx)
+		err = errors.Join(err, st.mgmt.Shutdown(ctx))
 	}
 	if st.CA != nil {
 		err = errors.Join(err, st.CA.Close(ctx))
@@ -241,6 +267,7 @@ func Run(ctx context.Context, opts Options) error {
 	case <-ctx.Done():
 	case serveErr = <-st.Err():
 	case serveErr = <-st.mgmtErrs():
+	case serveErr = <-st.acmeErrs():
 	}
 	st.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

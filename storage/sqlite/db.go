@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -164,7 +165,29 @@ func prepareFile(path string) (string, error) {
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return "", fmt.Errorf("couldn't open Trillian database %s: is a directory: %w", abs, ErrUnavailable)
 	}
+	if err := checkWritable(abs); err != nil {
+		return "", err
+	}
 	return abs, nil
+}
+
+// checkWritable makes sure that the database file and its WAL and
+// shared-memory files, those that exist, can be opened for writing. SQLite
+// silently opens a file it cannot write read-only, so that a database on a
+// medium that turned read-only would otherwise pass Open and then refuse
+// every write while the log looks healthy.
+func checkWritable(abs string) error {
+	for _, p := range []string{abs, abs + "-wal", abs + "-shm"} {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("couldn't open Trillian database %s for writing: %w: %w", abs, ErrUnavailable, err)
+		}
+		_ = f.Close()
+	}
+	return nil
 }
 
 // writerParams are the DSN parameters of the writer connection: WAL,

@@ -1,0 +1,185 @@
+package acme
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// certificate serves POST-as-GET downloads (section 7.4.2):
+// /acme/cert/{serial} is the default chain, /acme/cert/{serial}/1 the
+// alternate; each links to the other with rel="alternate".
+func (s *Server) certificate(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.authenticate(w, r, kidOnly)
+	if err != nil {
+		return err
+	}
+	alt := 0
+	switch r.PathValue("alt") {
+	case "":
+	case "1":
+		alt = 1
+	default:
+		return notFound("no such chain")
+	}
+	c, err := s.opts.Store.Certificate(r.Context(), r.PathValue("serial"))
+	if errors.Is(err, ErrNotFound) {
+		return notFound("no certificate %s", r.PathValue("serial"))
+	} else if err != nil {
+		return err
+	}
+	if err := own(q, c.AccountID, "certificate"); err != nil {
+		return err
+	}
+	if !q.postAsGet() {
+		return malformed("certificate download is POST-as-GET (empty payload)")
+	}
+	other := pathCert + c.Serial
+	if alt == 0 {
+		other += "/1"
+	}
+	w.Header().Add("Link", link(s.url(r, other), "alternate"))
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	_, err = w.Write(s.opts.Chains.pem(c.DER, c.Issuer, alt))
+	return err
+}
+
+type revokeReq struct {
+	Certificate string `json:"certificate"`
+	Reason      *int   `json:"reason"`
+}
+
+// revoke revokes a certificate (section 7.6), signed by the account that
+// ordered it (kid) or by the certificate's key (jwk). The revocation is
+// recorded and shown by ARI; no CRL or OCSP carries it yet.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.authenticate(w, r, kidOrJWK)
+	if err != nil {
+		return err
+	}
+	var req revokeReq
+	if err := decodePayload(q.payload, &req); err != nil {
+		return err
+	}
+	der, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(req.Certificate, "="))
+	if err != nil {
+		return malformed("certificate is not base64url")
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return malformed("couldn't parse the certificate: %v", err)
+	}
+	c, err := s.opts.Store.Certificate(r.Context(), leaf.SerialNumber.Text(16))
+	if errors.Is(err, ErrNotFound) || (err == nil && !bytes.Equal(c.DER, der)) {
+		return notFound("this server did not issue this certificate")
+	} else if err != nil {
+		return err
+	}
+	if err := s.checkRevoker(q, c, leaf); err != nil {
+		return err
+	}
+	reason := 0
+	if req.Reason != nil {
+		reason = *req.Reason
+	}
+	if !slices.Contains([]int{0, 1, 3, 4, 5}, reason) {
+		return badRevocationReason("reason %d is not allowed (0, 1, 3, 4, 5)", reason)
+	}
+	if c.Revoked {
+		return alreadyRevoked("certificate %s was revoked at %s", c.Serial, c.RevokedAt.Format(time.RFC3339))
+	}
+	c.Revoked, c.RevocationReason, c.RevokedAt = true, reason, s.opts.Now()
+	if err := s.opts.Store.UpdateCertificate(r.Context(), c); err != nil {
+		return err
+	}
+	s.opts.Logger.Info("revoked", "serial", c.Serial, "reason", reason)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) checkRevoker(q *request, c *Certificate, leaf *x509.Certificate) error {
+	if q.account != nil {
+		return own(q, c.AccountID, "certificate")
+	}
+	eq, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !eq.Equal(q.jwk.Key) {
+		return unauthorized("the JWS key is not the certificate's key")
+	}
+	return nil
+}
+
+// renewalInfo serves ARI (RFC 9773): GET /acme/renewal-info/{certID}
+// with certID base64url(AKI) "." base64url(serial DER INTEGER content).
+func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.certByARIID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	start := c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
+	end := c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 6)
+	if c.Revoked {
+		now := s.opts.Now()
+		start, end = now.Add(-time.Hour), now.Add(-time.Minute)
+	}
+	w.Header().Set("Retry-After", "21600")
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"suggestedWindow": map[string]time.Time{"start": start.UTC().Truncate(time.Second), "end": end.UTC().Truncate(time.Second)},
+	})
+}
+
+// certByARIID finds the certificate of an ARI certID and checks its AKI.
+func (s *Server) certByARIID(ctx context.Context, id string) (*Certificate, error) {
+	akiB64, serialB64, ok := strings.Cut(id, ".")
+	aki, err1 := base64.RawURLEncoding.DecodeString(akiB64)
+	serial, err2 := base64.RawURLEncoding.DecodeString(serialB64)
+	if !ok || err1 != nil || err2 != nil || len(serial) == 0 {
+		return nil, malformed("%q is not an ARI certID (base64url AKI \".\" base64url serial)", id)
+	}
+	c, err := s.opts.Store.Certificate(ctx, new(big.Int).SetBytes(serial).Text(16))
+	if errors.Is(err, ErrNotFound) {
+		return nil, notFound("no certificate with serial %s", hex.EncodeToString(serial))
+	} else if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(leaf.AuthorityKeyId, aki) {
+		return nil, notFound("certID's authority key identifier is not the certificate's")
+	}
+	return c, nil
+}
+
+// checkReplaces checks an order's "replaces" (RFC 9773 section 5): a
+// certificate of the same account, not already replaced, sharing a name.
+func (s *Server) checkReplaces(ctx context.Context, a *Account, id string, ids []Identifier) error {
+	c, err := s.certByARIID(ctx, id)
+	if err != nil {
+		var p *Problem
+		if errors.As(err, &p) {
+			return malformed("replaces: %s", p.Detail)
+		}
+		return err
+	}
+	if c.AccountID != a.ID {
+		return unauthorized("replaces names a certificate of another account")
+	}
+	if c.ReplacedBy != "" {
+		p := problem("alreadyReplaced", http.StatusConflict, "certificate %s was already replaced by order %s", c.Serial, c.ReplacedBy)
+		return p
+	}
+	if !slices.ContainsFunc(ids, func(i Identifier) bool { return slices.Contains(c.Names, i.Value) }) {
+		return malformed("replaces names a certificate that shares no identifier with this order")
+	}
+	return nil
+}

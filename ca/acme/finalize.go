@@ -1,0 +1,170 @@
+package acme
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ca/ratelimit"
+)
+
+// issueTimeout bounds one issuance, CT included; it runs on even if the
+// client goes away, so that the order's state stays consistent.
+const issueTimeout = 60 * time.Second
+
+// finalize checks the CSR and issues through the CA (section 7.4). It
+// answers once the certificate is issued (status valid) or issuance
+// failed (status invalid, with the order's error).
+func (s *Server) finalize(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.authenticate(w, r, kidOnly)
+	if err != nil {
+		return err
+	}
+	o, err := s.loadOrder(r.Context(), q, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if st, err := s.orderStatus(r.Context(), o); err != nil {
+		return err
+	} else if st != statusReady {
+		return orderNotReady("order is %s, not ready", st)
+	}
+	var req struct {
+		CSR string `json:"csr"`
+	}
+	if err := decodePayload(q.payload, &req); err != nil {
+		return err
+	}
+	csr, err := checkCSR(req.CSR, o, q.account)
+	if err != nil {
+		return err
+	}
+	o.Status = statusProcessing
+	if err := s.opts.Store.UpdateOrder(r.Context(), o); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), issueTimeout)
+	defer cancel()
+	if err := s.issue(ctx, o, csr.PublicKey); err != nil {
+		return err
+	}
+	return s.writeOrder(w, r, o, http.StatusOK)
+}
+
+// checkCSR parses and checks a finalize CSR: signature, exactly the
+// order's names, a supported key that is not the account's.
+func checkCSR(b64 string, o *Order, a *Account) (*x509.CertificateRequest, error) {
+	der, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(b64, "="))
+	if err != nil {
+		return nil, badCSR("csr is not base64url")
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, badCSR("couldn't parse the CSR: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, badCSR("CSR signature is invalid: %v", err)
+	}
+	if err := checkCSRKey(csr.PublicKey, a); err != nil {
+		return nil, err
+	}
+	got := csrNames(csr)
+	want := names(o.Identifiers)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return nil, badCSR("CSR names %v are not the order's %v", got, want)
+	}
+	return csr, nil
+}
+
+func csrNames(csr *x509.CertificateRequest) []string {
+	var out []string
+	for _, d := range csr.DNSNames {
+		out = append(out, strings.ToLower(d))
+	}
+	for _, ip := range csr.IPAddresses {
+		out = append(out, ip.String())
+	}
+	if cn := strings.ToLower(csr.Subject.CommonName); cn != "" {
+		out = append(out, cn)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func checkCSRKey(pub crypto.PublicKey, a *Account) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return badCSR("unsupported ECDSA curve %s (want P-256 or P-384)", k.Curve.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if b := k.N.BitLen(); b < 2048 || b > 4096 || b%8 != 0 {
+			return badCSR("RSA key of %d bits is weak or unsupported (want 2048 to 4096)", b)
+		}
+	default:
+		return badCSR("unsupported key type %T (want ECDSA P-256, P-384 or RSA)", pub)
+	}
+	if eq, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); ok && eq.Equal(a.Key.Key) {
+		return badCSR("the certificate key must not be the account key")
+	}
+	return nil
+}
+
+// issue issues the order's certificate through the CA and records it;
+// failures leave the order invalid with the problem as its error.
+func (s *Server) issue(ctx context.Context, o *Order, pub crypto.PublicKey) error {
+	iss, err := s.opts.CA.Issue(ctx, ca.Request{PublicKey: pub, Names: names(o.Identifiers), Profile: o.Profile})
+	if err != nil {
+		p := badCSR("the CA refused the request: %v", err)
+		if !errors.Is(err, ca.ErrBadRequest) {
+			p = serverInternal("issuance failed: %v", err)
+		}
+		o.Status, o.Error = statusInvalid, p
+		return errors.Join(p, s.opts.Store.UpdateOrder(ctx, o))
+	}
+	leaf, err := x509.ParseCertificate(iss.Certificate)
+	if err != nil {
+		return fmt.Errorf("couldn't parse the issued certificate: %w", err)
+	}
+	c := &Certificate{Serial: iss.Serial.Text(16), AccountID: o.AccountID, OrderID: o.ID, DER: iss.Certificate,
+		Issuer: s.opts.Chains.issuerName(iss.Issuer), Names: names(o.Identifiers),
+		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, Issued: s.opts.Now()}
+	if err := s.opts.Store.AddCertificate(ctx, c); err != nil {
+		return err
+	}
+	if err := s.afterIssue(ctx, o, c); err != nil {
+		return err
+	}
+	o.Status, o.CertSerial = statusValid, c.Serial
+	return s.opts.Store.UpdateOrder(ctx, o)
+}
+
+// afterIssue records the rate limit events of a new certificate, or marks
+// the certificate an ARI renewal replaces.
+func (s *Server) afterIssue(ctx context.Context, o *Order, c *Certificate) error {
+	if o.Replaces != "" {
+		if old, err := s.certByARIID(ctx, o.Replaces); err == nil {
+			old.ReplacedBy = o.ID
+			return s.opts.Store.UpdateCertificate(ctx, old)
+		}
+		return nil
+	}
+	for _, d := range ratelimit.RegisteredDomains(c.Names) {
+		if err := s.recordLimit(ctx, ratelimit.CertificatesPerDomain, d); err != nil {
+			return err
+		}
+	}
+	return s.recordLimit(ctx, ratelimit.DuplicateCertificates, ratelimit.NamesKey(c.Names))
+}

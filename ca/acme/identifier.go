@@ -1,0 +1,99 @@
+package acme
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ctstage/ctstage/ca"
+)
+
+const maxIdentifiers = 100 // Let's Encrypt's limit
+
+// checkIdentifiers normalizes an order's identifiers (lower case, no
+// duplicates) and checks each: a DNS name of LDH labels, optionally with
+// one leading "*." label, or an IP address (RFC 8738) when the profile
+// allows them. Refusals of several identifiers come back as subproblems.
+func checkIdentifiers(ids []Identifier, profile string) ([]Identifier, error) {
+	if len(ids) == 0 {
+		return nil, malformed("an order needs at least one identifier")
+	}
+	if len(ids) > maxIdentifiers {
+		return nil, rejectedIdentifier("%d identifiers; at most %d", len(ids), maxIdentifiers)
+	}
+	var out []Identifier
+	var probs []*Problem
+	for _, id := range ids {
+		n, p := checkIdentifier(id, profile)
+		if p != nil {
+			probs = append(probs, p.withIdentifier(id))
+			continue
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, compoundOf(probs)
+	}
+	return out, nil
+}
+
+func checkIdentifier(id Identifier, profile string) (Identifier, *Problem) {
+	switch id.Type {
+	case "dns":
+		v := strings.ToLower(id.Value)
+		if _, err := netip.ParseAddr(v); err == nil {
+			return id, malformed("%q is an IP address; use an identifier of type ip", id.Value)
+		}
+		if why := badDNSName(v); why != "" {
+			return id, rejectedIdentifier("%q: %s", id.Value, why)
+		}
+		return Identifier{Type: "dns", Value: v}, nil
+	case "ip":
+		a, err := netip.ParseAddr(id.Value)
+		if err != nil || a.Zone() != "" {
+			return id, malformed("%q is not an IP address", id.Value)
+		}
+		if !ca.Profiles[profile].IPAddresses {
+			return id, rejectedIdentifier("profile %s does not allow IP addresses (shortlived does)", profile)
+		}
+		return Identifier{Type: "ip", Value: a.Unmap().String()}, nil
+	}
+	return id, unsupportedIdentifier("identifier type %q is not supported (dns, ip)", id.Type)
+}
+
+// badDNSName says why d is not an acceptable name, or "".
+func badDNSName(d string) string {
+	if len(d) > 253 {
+		return "longer than 253 characters"
+	}
+	labels := strings.Split(strings.TrimPrefix(d, "*."), ".")
+	if len(labels) < 2 {
+		return "not a fully qualified domain name"
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 {
+			return "empty label or label longer than 63 characters"
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "label starts or ends with '-'"
+		}
+		if strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return "character outside letters, digits and '-'"
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "all-numeric top-level label"
+	}
+	return ""
+}
+
+// names are the identifiers' values, as the CA takes them.
+func names(ids []Identifier) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Value
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+package acme
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ca/ratelimit"
+)
+
+// orderJSON is the order object (RFC 8555 section 7.1.3).
+type orderJSON struct {
+	Status         string       `json:"status"`
+	Expires        time.Time    `json:"expires"`
+	Identifiers    []Identifier `json:"identifiers"`
+	Authorizations []string     `json:"authorizations"`
+	Finalize       string       `json:"finalize"`
+	Certificate    string       `json:"certificate,omitempty"`
+	Error          *Problem     `json:"error,omitempty"`
+	Profile        string       `json:"profile,omitempty"`
+	Replaces       string       `json:"replaces,omitempty"`
+}
+
+type newOrderReq struct {
+	Identifiers []Identifier `json:"identifiers"`
+	NotBefore   string       `json:"notBefore"`
+	NotAfter    string       `json:"notAfter"`
+	Profile     string       `json:"profile"`
+	Replaces    string       `json:"replaces"`
+}
+
+// newOrder creates an order and one new authorization per identifier
+// (section 7.4).
+func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.authenticate(w, r, kidOnly)
+	if err != nil {
+		return err
+	}
+	var req newOrderReq
+	if err := decodePayload(q.payload, &req); err != nil {
+		return err
+	}
+	if req.NotBefore != "" || req.NotAfter != "" {
+		return malformed("notBefore and notAfter are not supported; choose a profile instead")
+	}
+	profile := req.Profile
+	if profile == "" {
+		profile = ca.DefaultProfile
+	}
+	if _, ok := ca.Profiles[profile]; !ok {
+		return invalidProfile("unknown profile %q", req.Profile)
+	}
+	ids, err := checkIdentifiers(req.Identifiers, profile)
+	if err != nil {
+		return err
+	}
+	if req.Replaces != "" {
+		if err := s.checkReplaces(r.Context(), q.account, req.Replaces, ids); err != nil {
+			return err
+		}
+	}
+	if err := s.checkOrderLimits(r.Context(), q.account, ids, req.Replaces != ""); err != nil {
+		return err
+	}
+	o, authzs := s.buildOrder(q.account, ids, req.Profile, req.Replaces)
+	if err := s.opts.Store.CreateOrder(r.Context(), o, authzs); err != nil {
+		return err
+	}
+	if err := s.recordLimit(r.Context(), ratelimit.OrdersPerAccount, q.account.ID); err != nil {
+		return err
+	}
+	return s.writeOrder(w, r, o, http.StatusCreated)
+}
+
+// checkOrderLimits applies the limits checked at newOrder. Renewals
+// through ARI (replaces) are exempt from the order and certificate limits,
+// as on Let's Encrypt.
+func (s *Server) checkOrderLimits(ctx context.Context, a *Account, ids []Identifier, ari bool) error {
+	for _, id := range ids {
+		if err := s.checkLimit(ctx, ratelimit.FailedValidations, a.ID+":"+id.Value); err != nil {
+			return err
+		}
+	}
+	if ari {
+		return nil
+	}
+	if err := s.checkLimit(ctx, ratelimit.OrdersPerAccount, a.ID); err != nil {
+		return err
+	}
+	for _, d := range ratelimit.RegisteredDomains(names(ids)) {
+		if err := s.checkLimit(ctx, ratelimit.CertificatesPerDomain, d); err != nil {
+			return err
+		}
+	}
+	return s.checkLimit(ctx, ratelimit.DuplicateCertificates, ratelimit.NamesKey(names(ids)))
+}
+
+func (s *Server) buildOrder(a *Account, ids []Identifier, profile, replaces string) (*Order, []*Authz) {
+	now := s.opts.Now()
+	exp := now.Add(s.opts.OrderLifetime).UTC().Truncate(time.Second)
+	o := &Order{ID: newID(), AccountID: a.ID, Status: statusPending, Expires: exp, Identifiers: ids,
+		Profile: profile, Replaces: replaces, Created: now}
+	var authzs []*Authz
+	for _, id := range ids {
+		az := &Authz{ID: newID(), AccountID: a.ID, Identifier: id, Status: statusPending, Expires: exp}
+		types := []string{"http-01", "dns-01", "tls-alpn-01"}
+		switch {
+		case strings.HasPrefix(id.Value, "*."):
+			az.Wildcard, types = true, []string{"dns-01"}
+		case id.Type == "ip":
+			types = []string{"http-01", "tls-alpn-01"}
+		}
+		for _, t := range types {
+			az.Challenges = append(az.Challenges, Challenge{Type: t, Token: newToken(), Status: statusPending})
+		}
+		authzs = append(authzs, az)
+		o.AuthzIDs = append(o.AuthzIDs, az.ID)
+	}
+	return o, authzs
+}
+
+// order serves POST-as-GET to an order.
+func (s *Server) order(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.authenticate(w, r, kidOnly)
+	if err != nil {
+		return err
+	}
+	o, err := s.loadOrder(r.Context(), q, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return s.writeOrder(w, r, o, http.StatusOK)
+}
+
+func (s *Server) loadOrder(ctx context.Context, q *request, id string) (*Order, error) {
+	o, err := s.opts.Store.Order(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, notFound("no order %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o, own(q, o.AccountID, "order")
+}
+
+// orderStatus is the order's status (section 7.1.6): stored once
+// processing started, else computed from its authorizations.
+func (s *Server) orderStatus(ctx context.Context, o *Order) (string, error) {
+	if o.Status != statusPending {
+		return o.Status, nil
+	}
+	if s.opts.Now().After(o.Expires) {
+		return statusInvalid, nil
+	}
+	ready := true
+	for _, id := range o.AuthzIDs {
+		az, err := s.opts.Store.Authz(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		switch s.authzStatus(az) {
+		case statusValid:
+		case statusPending:
+			ready = false
+		default:
+			return statusInvalid, nil
+		}
+	}
+	if ready {
+		return statusReady, nil
+	}
+	return statusPending, nil
+}
+
+func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, o *Order, status int) error {
+	st, err := s.orderStatus(r.Context(), o)
+	if err != nil {
+		return err
+	}
+	j := orderJSON{Status: st, Expires: o.Expires, Identifiers: o.Identifiers, Error: o.Error,
+		Finalize: s.url(r, pathOrder+o.ID+"/finalize"), Profile: o.Profile, Replaces: o.Replaces}
+	for _, id := range o.AuthzIDs {
+		j.Authorizations = append(j.Authorizations, s.url(r, pathAuthz+id))
+	}
+	if o.CertSerial != "" {
+		j.Certificate = s.url(r, pathCert+o.CertSerial)
+	}
+	w.Header().Set("Location", s.url(r, pathOrder+o.ID))
+	return writeJSON(w, status, j)
+}

@@ -1,0 +1,133 @@
+package acme
+
+import (
+	"fmt"
+	"net/http"
+)
+
+const errNS = "urn:ietf:params:acme:error:"
+
+// Identifier is an ACME identifier (RFC 8555 section 7.1.4): type "dns" or
+// "ip" (RFC 8738).
+type Identifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Problem is an RFC 7807 problem document with ACME's error types (RFC 8555
+// section 6.7). It is the error type of every handler; the HTTP wrapper
+// writes it as application/problem+json with Status.
+type Problem struct {
+	Type        string      `json:"type"`
+	Detail      string      `json:"detail,omitempty"`
+	Status      int         `json:"status,omitempty"`
+	Identifier  *Identifier `json:"identifier,omitempty"`
+	Subproblems []*Problem  `json:"subproblems,omitempty"`
+
+	// retryAfter, when non-zero, is sent as Retry-After (seconds).
+	retryAfter int
+	// location, when set, is sent as Location (a conflict's account).
+	location string
+}
+
+func (p *Problem) Error() string { return p.Type + ": " + p.Detail }
+
+func problem(typ string, status int, format string, args ...any) *Problem {
+	return &Problem{Type: errNS + typ, Status: status, Detail: fmt.Sprintf(format, args...)}
+}
+
+// One constructor per RFC 8555 error type used here (section 6.7, plus
+// invalidProfile from draft-ietf-acme-profiles).
+
+func accountDoesNotExist(f string, a ...any) *Problem {
+	return problem("accountDoesNotExist", http.StatusBadRequest, f, a...)
+}
+func alreadyRevoked(f string, a ...any) *Problem {
+	return problem("alreadyRevoked", http.StatusBadRequest, f, a...)
+}
+func badCSR(f string, a ...any) *Problem { return problem("badCSR", http.StatusBadRequest, f, a...) }
+func badNonce(f string, a ...any) *Problem {
+	return problem("badNonce", http.StatusBadRequest, f, a...)
+}
+func badPublicKey(f string, a ...any) *Problem {
+	return problem("badPublicKey", http.StatusBadRequest, f, a...)
+}
+func badRevocationReason(f string, a ...any) *Problem {
+	return problem("badRevocationReason", http.StatusBadRequest, f, a...)
+}
+func badSignatureAlgorithm(f string, a ...any) *Problem {
+	return problem("badSignatureAlgorithm", http.StatusBadRequest, f, a...)
+}
+func caaProblem(f string, a ...any) *Problem { return problem("caa", http.StatusForbidden, f, a...) }
+func compound(f string, a ...any) *Problem {
+	return problem("compound", http.StatusBadRequest, f, a...)
+}
+func connectionProblem(f string, a ...any) *Problem {
+	return problem("connection", http.StatusBadRequest, f, a...)
+}
+func dnsProblem(f string, a ...any) *Problem { return problem("dns", http.StatusBadRequest, f, a...) }
+func externalAccountRequired(f string, a ...any) *Problem {
+	return problem("externalAccountRequired", http.StatusUnauthorized, f, a...)
+}
+func incorrectResponse(f string, a ...any) *Problem {
+	return problem("incorrectResponse", http.StatusForbidden, f, a...)
+}
+func invalidContact(f string, a ...any) *Problem {
+	return problem("invalidContact", http.StatusBadRequest, f, a...)
+}
+func invalidProfile(f string, a ...any) *Problem {
+	return problem("invalidProfile", http.StatusBadRequest, f, a...)
+}
+func malformed(f string, a ...any) *Problem {
+	return problem("malformed", http.StatusBadRequest, f, a...)
+}
+func orderNotReady(f string, a ...any) *Problem {
+	return problem("orderNotReady", http.StatusForbidden, f, a...)
+}
+func rateLimited(f string, a ...any) *Problem {
+	return problem("rateLimited", http.StatusTooManyRequests, f, a...)
+}
+func rejectedIdentifier(f string, a ...any) *Problem {
+	return problem("rejectedIdentifier", http.StatusBadRequest, f, a...)
+}
+func serverInternal(f string, a ...any) *Problem {
+	return problem("serverInternal", http.StatusInternalServerError, f, a...)
+}
+func tlsProblem(f string, a ...any) *Problem { return problem("tls", http.StatusBadRequest, f, a...) }
+func unauthorized(f string, a ...any) *Problem {
+	return problem("unauthorized", http.StatusForbidden, f, a...)
+}
+func unsupportedContact(f string, a ...any) *Problem {
+	return problem("unsupportedContact", http.StatusBadRequest, f, a...)
+}
+func unsupportedIdentifier(f string, a ...any) *Problem {
+	return problem("unsupportedIdentifier", http.StatusBadRequest, f, a...)
+}
+
+// Not an ACME type: "about:blank"-style answers for 404/405/409/415.
+func notFound(f string, a ...any) *Problem {
+	return problem("malformed", http.StatusNotFound, f, a...)
+}
+func conflict(location, f string, a ...any) *Problem {
+	p := problem("malformed", http.StatusConflict, f, a...)
+	p.location = location
+	return p
+}
+
+// withIdentifier sets the identifier a problem is about.
+func (p *Problem) withIdentifier(id Identifier) *Problem {
+	p.Identifier = &id
+	return p
+}
+
+// compoundOf is one problem for several: the single one itself, or
+// compound with the others as subproblems (RFC 8555 section 6.7.1).
+func compoundOf(ps []*Problem) *Problem {
+	if len(ps) == 1 {
+		return ps[0]
+	}
+	c := compound("%d identifiers were refused; see subproblems", len(ps))
+	c.Status = ps[0].Status
+	c.Subproblems = ps
+	return c
+}

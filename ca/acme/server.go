@@ -1,0 +1,253 @@
+package acme
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ca/ratelimit"
+)
+
+// Validator validates one challenge (package va). It returns nil, or an
+// error that the server reports as the challenge's problem (*va.Error
+// keeps its ACME error type).
+type Validator interface {
+	Validate(ctx context.Context, typ, identType, value, token, keyAuth string) error
+	CheckCAA(name string, wildcard bool) error
+}
+
+// Options configure a Server.
+type Options struct {
+	// CA issues the certificates; Hierarchy is its staging hierarchy.
+	CA        *ca.CA
+	Hierarchy *ca.Hierarchy
+	// Chains holds the alternate chains (see LoadOrCreateChains).
+	Chains *Chains
+	// Store keeps the ACME state.
+	Store Store
+	// Validator validates challenges.
+	Validator Validator
+	// Limits are enforced with events kept in LimitStore; nil LimitStore
+	// turns rate limiting off.
+	Limits     ratelimit.Config
+	LimitStore ratelimit.Store
+	// AlwaysValid makes every challenge succeed without contacting the
+	// client (CAA is still checked).
+	AlwaysValid bool
+	// TermsOfService, Website and CAAIdentities go in the directory's meta.
+	TermsOfService, Website string
+	CAAIdentities           []string
+	// EABKeys, when not empty, are the external account binding keys
+	// (key ID -> HMAC key); ExternalAccountRequired makes EAB mandatory.
+	EABKeys                 map[string][]byte
+	ExternalAccountRequired bool
+	// OrderLifetime is how long pending orders and authorizations live;
+	// default 7 days.
+	OrderLifetime time.Duration
+	// Logger receives one line per request. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Server is the ACME server. Safe for concurrent use.
+type Server struct {
+	opts    Options
+	nonces  *nonces
+	limiter *ratelimit.Limiter
+	mux     *http.ServeMux
+}
+
+// New builds a Server.
+func New(opts Options) (*Server, error) {
+	if opts.CA == nil || opts.Hierarchy == nil || opts.Store == nil || opts.Validator == nil || opts.Chains == nil {
+		return nil, errors.New("acme: CA, Hierarchy, Chains, Store and Validator are required")
+	}
+	if opts.OrderLifetime == 0 {
+		opts.OrderLifetime = 7 * 24 * time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, nonces: newNonces(1 << 16)}
+	if opts.LimitStore != nil {
+		s.limiter = ratelimit.New(opts.Limits, opts.LimitStore, opts.Now)
+	}
+	s.routes()
+	return s, nil
+}
+
+// Paths of the endpoints, under the server's root.
+const (
+	pathDirectory  = "/directory"
+	pathNonce      = "/acme/new-nonce"
+	pathNewAccount = "/acme/new-acct"
+	pathAccount    = "/acme/acct/"
+	pathKeyChange  = "/acme/key-change"
+	pathNewOrder   = "/acme/new-order"
+	pathOrder      = "/acme/order/"
+	pathAuthz      = "/acme/authz/"
+	pathChallenge  = "/acme/chall/"
+	pathCert       = "/acme/cert/"
+	pathRevoke     = "/acme/revoke-cert"
+	pathRenewal    = "/acme/renewal-info/"
+)
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.Handle("GET "+pathDirectory, s.wrap(s.directory))
+	m.Handle("HEAD "+pathNonce, s.wrap(s.newNonce))
+	m.Handle("GET "+pathNonce, s.wrap(s.newNonce))
+	m.Handle("POST "+pathNewAccount, s.wrap(s.newAccount))
+	m.Handle("POST "+pathAccount+"{id}", s.wrap(s.account))
+	m.Handle("POST "+pathAccount+"{id}/orders", s.wrap(s.orderList))
+	m.Handle("POST "+pathKeyChange, s.wrap(s.keyChange))
+	m.Handle("POST "+pathNewOrder, s.wrap(s.newOrder))
+	m.Handle("POST "+pathOrder+"{id}", s.wrap(s.order))
+	m.Handle("POST "+pathOrder+"{id}/finalize", s.wrap(s.finalize))
+	m.Handle("POST "+pathAuthz+"{id}", s.wrap(s.authz))
+	m.Handle("POST "+pathChallenge+"{authz}/{i}", s.wrap(s.challenge))
+	m.Handle("POST "+pathCert+"{serial}", s.wrap(s.certificate))
+	m.Handle("POST "+pathCert+"{serial}/{alt}", s.wrap(s.certificate))
+	m.Handle("POST "+pathRevoke, s.wrap(s.revoke))
+	m.Handle("GET "+pathRenewal+"{id}", s.wrap(s.renewalInfo))
+	m.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return notFound("no ACME resource %s %s", r.Method, r.URL.Path)
+	}))
+	s.mux = m
+}
+
+// Handler serves the ACME API: the directory at /directory.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// wrap turns a handler's error into a problem document (RFC 8555 section
+// 6.7), adds a fresh Replay-Nonce and the directory's Link to every
+// answer, and logs one line per request. Errors that are not *Problem
+// are logged and answered as serverInternal without their detail.
+func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w.Header().Set("Replay-Nonce", s.nonces.issue())
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Add("Link", link(s.url(r, pathDirectory), "index"))
+		err := func() (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = fmt.Errorf("panic: %v", v)
+				}
+			}()
+			return h(w, r)
+		}()
+		if err == nil {
+			s.opts.Logger.Debug("acme", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
+			return
+		}
+		var p *Problem
+		if !errors.As(err, &p) {
+			s.opts.Logger.Error("acme request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			p = serverInternal("the server could not process the request")
+		} else {
+			s.opts.Logger.Info("acme problem", "method", r.Method, "path", r.URL.Path, "type", p.Type, "detail", p.Detail)
+		}
+		writeProblem(w, p)
+	})
+}
+
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	if p.retryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(p.retryAfter))
+	}
+	if p.location != "" {
+		w.Header().Set("Location", p.location)
+	}
+	status := p.Status
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func link(url, rel string) string { return "<" + url + `>;rel="` + rel + `"` }
+
+// url is the absolute URL of path on the host the client used (as Pebble
+// does), so that clients reaching the server as localhost or 127.0.0.1
+// both see consistent URLs.
+func (s *Server) url(r *http.Request, path string) string {
+	return "https://" + r.Host + path
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) directory(w http.ResponseWriter, r *http.Request) error {
+	profiles := map[string]string{}
+	for name, p := range ca.Profiles {
+		profiles[name] = fmt.Sprintf("%s: %s default lifetime", name, p.Lifetime)
+	}
+	meta := map[string]any{
+		"externalAccountRequired": s.opts.ExternalAccountRequired,
+		"profiles":                profiles,
+	}
+	if s.opts.TermsOfService != "" {
+		meta["termsOfService"] = s.opts.TermsOfService
+	}
+	if s.opts.Website != "" {
+		meta["website"] = s.opts.Website
+	}
+	if len(s.opts.CAAIdentities) > 0 {
+		meta["caaIdentities"] = s.opts.CAAIdentities
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"newNonce":    s.url(r, pathNonce),
+		"newAccount":  s.url(r, pathNewAccount),
+		"newOrder":    s.url(r, pathNewOrder),
+		"revokeCert":  s.url(r, pathRevoke),
+		"keyChange":   s.url(r, pathKeyChange),
+		"renewalInfo": s.url(r, strings.TrimSuffix(pathRenewal, "/")),
+		"meta":        meta,
+	})
+}
+
+func (s *Server) newNonce(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodGet {
+		w.WriteHeader(http.StatusNoContent)
+	}
+	return nil
+}
+
+// readBody reads a POST body: application/jose+json, at most maxBody.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) != "application/jose+json" {
+		p := malformed("Content-Type must be application/jose+json")
+		p.Status = http.StatusUnsupportedMediaType
+		return nil, p
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return nil, malformed("couldn't read the request body: %v", err)
+	}
+	return b, nil
+}

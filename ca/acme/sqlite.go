@@ -1,0 +1,261 @@
+package acme
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// sqliteSchemaVersion is the PRAGMA user_version of the current schema;
+// migration i takes the database from version i to i+1.
+const sqliteSchemaVersion = 1
+
+var sqliteMigrations = []string{
+	`CREATE TABLE accounts (
+		id         TEXT PRIMARY KEY,
+		thumbprint TEXT NOT NULL UNIQUE,
+		doc        TEXT NOT NULL
+	) STRICT;
+	CREATE TABLE orders (
+		id         TEXT PRIMARY KEY,
+		account    TEXT NOT NULL,
+		created_ms INTEGER NOT NULL,
+		doc        TEXT NOT NULL
+	) STRICT;
+	CREATE INDEX orders_by_account ON orders (account, created_ms);
+	CREATE TABLE authzs (
+		id  TEXT PRIMARY KEY,
+		doc TEXT NOT NULL
+	) STRICT;
+	CREATE TABLE certificates (
+		serial TEXT PRIMARY KEY,
+		doc    TEXT NOT NULL
+	) STRICT;
+	CREATE TABLE ratelimit_events (
+		name  TEXT NOT NULL,
+		key   TEXT NOT NULL,
+		at_ms INTEGER NOT NULL
+	) STRICT;
+	CREATE INDEX ratelimit_events_by_key ON ratelimit_events (name, key, at_ms);`,
+}
+
+// SQLite is a Store (and a ratelimit.Store) in one SQLite file, in WAL mode
+// with synchronous=FULL. Objects are JSON documents beside the columns
+// that are looked up.
+type SQLite struct {
+	db *sql.DB
+}
+
+// OpenSQLite opens (creating or migrating) the store at path, normally
+// --data/acme.db. It refuses a database from a newer ctstage.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(10000)")
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "synchronous(FULL)")
+	v.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+v.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open ACME database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // one writer; reads are short
+	s := &SQLite{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open ACME database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > sqliteSchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this ctstage's %d", v, sqliteSchemaVersion)
+	}
+	for ; v < sqliteSchemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, sqliteMigrations[v]); err != nil {
+			return fmt.Errorf("couldn't migrate to schema version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Close implements Store.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+func (s *SQLite) getDoc(ctx context.Context, what, query string, arg any, v any) error {
+	var doc string
+	err := s.db.QueryRowContext(ctx, query, arg).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %v: %w", what, arg, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't read %s %v: %w", what, arg, err)
+	}
+	if err := json.Unmarshal([]byte(doc), v); err != nil {
+		return fmt.Errorf("couldn't decode %s %v: %w", what, arg, err)
+	}
+	return nil
+}
+
+func execDoc(ctx context.Context, e execer, what, query string, doc any, args ...any) error {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("couldn't encode %s: %w", what, err)
+	}
+	res, err := e.ExecContext(ctx, query, append(args, string(b))...)
+	if isUnique(err) {
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't store %s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+// CreateAccount implements Store.
+func (s *SQLite) CreateAccount(ctx context.Context, a *Account) error {
+	return execDoc(ctx, s.db, "account", "INSERT INTO accounts (id, thumbprint, doc) VALUES (?, ?, ?)", a, a.ID, a.Thumbprint)
+}
+
+// Account implements Store.
+func (s *SQLite) Account(ctx context.Context, id string) (*Account, error) {
+	a := new(Account)
+	return a, s.getDoc(ctx, "account", "SELECT doc FROM accounts WHERE id = ?", id, a)
+}
+
+// AccountByThumbprint implements Store.
+func (s *SQLite) AccountByThumbprint(ctx context.Context, tp string) (*Account, error) {
+	a := new(Account)
+	return a, s.getDoc(ctx, "account with key", "SELECT doc FROM accounts WHERE thumbprint = ?", tp, a)
+}
+
+// UpdateAccount implements Store.
+func (s *SQLite) UpdateAccount(ctx context.Context, a *Account) error {
+	return execDoc(ctx, s.db, "account", "UPDATE accounts SET thumbprint = ?1, doc = ?3 WHERE id = ?2", a, a.Thumbprint, a.ID)
+}
+
+// CreateOrder implements Store.
+func (s *SQLite) CreateOrder(ctx context.Context, o *Order, authzs []*Authz) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't store order: %w", err)
+	}
+	defer tx.Rollback()
+	for _, a := range authzs {
+		if err := execDoc(ctx, tx, "authorization", "INSERT INTO authzs (id, doc) VALUES (?, ?)", a, a.ID); err != nil {
+			return err
+		}
+	}
+	if err := execDoc(ctx, tx, "order", "INSERT INTO orders (id, account, created_ms, doc) VALUES (?, ?, ?, ?)",
+		o, o.ID, o.AccountID, o.Created.UnixMilli()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't store order: %w", err)
+	}
+	return nil
+}
+
+// Order implements Store.
+func (s *SQLite) Order(ctx context.Context, id string) (*Order, error) {
+	o := new(Order)
+	return o, s.getDoc(ctx, "order", "SELECT doc FROM orders WHERE id = ?", id, o)
+}
+
+// UpdateOrder implements Store.
+func (s *SQLite) UpdateOrder(ctx context.Context, o *Order) error {
+	return execDoc(ctx, s.db, "order", "UPDATE orders SET doc = ?2 WHERE id = ?1", o, o.ID)
+}
+
+// OrderIDs implements Store.
+func (s *SQLite) OrderIDs(ctx context.Context, accountID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM orders WHERE account = ? ORDER BY created_ms, id", accountID)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list orders: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("couldn't list orders: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Authz implements Store.
+func (s *SQLite) Authz(ctx context.Context, id string) (*Authz, error) {
+	a := new(Authz)
+	return a, s.getDoc(ctx, "authorization", "SELECT doc FROM authzs WHERE id = ?", id, a)
+}
+
+// UpdateAuthz implements Store.
+func (s *SQLite) UpdateAuthz(ctx context.Context, a *Authz) error {
+	return execDoc(ctx, s.db, "authorization", "UPDATE authzs SET doc = ?2 WHERE id = ?1", a, a.ID)
+}
+
+// AddCertificate implements Store.
+func (s *SQLite) AddCertificate(ctx context.Context, c *Certificate) error {
+	return execDoc(ctx, s.db, "certificate", "INSERT INTO certificates (serial, doc) VALUES (?, ?)", c, c.Serial)
+}
+
+// Certificate implements Store.
+func (s *SQLite) Certificate(ctx context.Context, serial string) (*Certificate, error) {
+	c := new(Certificate)
+	return c, s.getDoc(ctx, "certificate", "SELECT doc FROM certificates WHERE serial = ?", serial, c)
+}
+
+// UpdateCertificate implements Store.
+func (s *SQLite) UpdateCertificate(ctx context.Context, c *Certificate) error {
+	return execDoc(ctx, s.db, "certificate", "UPDATE certificates SET doc = ?2 WHERE serial = ?1", c, c.Serial)
+}
+
+// AddEvent implements ratelimit.Store.
+func (s *SQLite) AddEvent(ctx context.Context, name, key string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO ratelimit_events (name, key, at_ms) VALUES (?, ?, ?)", name, key, at.UnixMilli())
+	return err
+}
+
+// CountEvents implements ratelimit.Store.
+func (s *SQLite) CountEvents(ctx context.Context, name, key string, since time.Time) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*), MIN(at_ms) FROM ratelimit_events WHERE name = ? AND key = ? AND at_ms >= ?",
+		name, key, since.UnixMilli()).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return n, time.UnixMilli(oldest.Int64), nil
+}

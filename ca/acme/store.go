@@ -1,0 +1,124 @@
+package acme
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Sentinel errors of Store, checked with errors.Is.
+var (
+	ErrNotFound = errors.New("acme: not found")
+	// ErrConflict: another account has this key.
+	ErrConflict = errors.New("acme: key in use by another account")
+)
+
+// Statuses (RFC 8555 section 7.1.6).
+const (
+	statusPending     = "pending"
+	statusReady       = "ready"
+	statusProcessing  = "processing"
+	statusValid       = "valid"
+	statusInvalid     = "invalid"
+	statusDeactivated = "deactivated"
+	statusRevoked     = "revoked"
+)
+
+// Account is a registered account.
+type Account struct {
+	ID         string           `json:"id"`
+	Key        *jose.JSONWebKey `json:"key"`
+	Thumbprint string           `json:"thumbprint"` // RFC 7638, base64url
+	Contact    []string         `json:"contact,omitempty"`
+	Status     string           `json:"status"`
+	Created    time.Time        `json:"created"`
+	IP         string           `json:"ip"`
+	// EABKeyID is the external account binding's key ID, if any.
+	EABKeyID string `json:"eabKeyID,omitempty"`
+}
+
+// Order is an order and what the server knows about it. Its "ready"
+// status is computed from its authorizations (orderStatus).
+type Order struct {
+	ID          string       `json:"id"`
+	AccountID   string       `json:"account"`
+	Status      string       `json:"status"` // pending, processing, valid, invalid
+	Expires     time.Time    `json:"expires"`
+	Identifiers []Identifier `json:"identifiers"`
+	Profile     string       `json:"profile,omitempty"`
+	AuthzIDs    []string     `json:"authzs"`
+	Error       *Problem     `json:"error,omitempty"`
+	CertSerial  string       `json:"cert,omitempty"`
+	Replaces    string       `json:"replaces,omitempty"` // ARI certID
+	Created     time.Time    `json:"created"`
+}
+
+// Authz is an authorization with its challenges.
+type Authz struct {
+	ID         string      `json:"id"`
+	AccountID  string      `json:"account"`
+	Identifier Identifier  `json:"identifier"`
+	Wildcard   bool        `json:"wildcard,omitempty"`
+	Status     string      `json:"status"`
+	Expires    time.Time   `json:"expires"`
+	Challenges []Challenge `json:"challenges"`
+}
+
+// Challenge is one way to validate an authorization.
+type Challenge struct {
+	Type      string     `json:"type"`
+	Token     string     `json:"token"`
+	Status    string     `json:"status"`
+	Validated *time.Time `json:"validated,omitempty"`
+	Error     *Problem   `json:"error,omitempty"`
+}
+
+// Certificate is an issued certificate and its revocation status.
+type Certificate struct {
+	Serial    string    `json:"serial"` // lower-case hex, as in the CA store
+	AccountID string    `json:"account"`
+	OrderID   string    `json:"order"`
+	DER       []byte    `json:"der"`
+	Issuer    string    `json:"issuer"` // "ecdsa" or "rsa": which intermediate
+	Names     []string  `json:"names"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	Issued    time.Time `json:"issued"`
+	// Revoked is set with a reason code (RFC 5280 section 5.3.1).
+	Revoked          bool      `json:"revoked,omitempty"`
+	RevocationReason int       `json:"reason,omitempty"`
+	RevokedAt        time.Time `json:"revokedAt,omitzero"`
+	// ReplacedBy is the order that named this certificate in "replaces".
+	ReplacedBy string `json:"replacedBy,omitempty"`
+}
+
+// Store keeps the ACME state. Implementations are safe for concurrent use
+// and durable when a method returns nil. Lookups of what does not exist
+// return ErrNotFound. Updates replace the whole object.
+type Store interface {
+	// CreateAccount stores a new account; ErrConflict if its key's
+	// thumbprint is taken.
+	CreateAccount(ctx context.Context, a *Account) error
+	Account(ctx context.Context, id string) (*Account, error)
+	AccountByThumbprint(ctx context.Context, thumbprint string) (*Account, error)
+	// UpdateAccount replaces a; ErrConflict if a new key is taken.
+	UpdateAccount(ctx context.Context, a *Account) error
+
+	// CreateOrder stores an order and its new authorizations at once.
+	CreateOrder(ctx context.Context, o *Order, authzs []*Authz) error
+	Order(ctx context.Context, id string) (*Order, error)
+	UpdateOrder(ctx context.Context, o *Order) error
+	// OrderIDs lists the IDs of an account's orders, oldest first.
+	OrderIDs(ctx context.Context, accountID string) ([]string, error)
+
+	Authz(ctx context.Context, id string) (*Authz, error)
+	UpdateAuthz(ctx context.Context, a *Authz) error
+
+	AddCertificate(ctx context.Context, c *Certificate) error
+	Certificate(ctx context.Context, serial string) (*Certificate, error)
+	UpdateCertificate(ctx context.Context, c *Certificate) error
+
+	Close() error
+}

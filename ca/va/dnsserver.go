@@ -1,0 +1,82 @@
+package va
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/miekg/dns"
+)
+
+// DNSServer serves a Zone over UDP and TCP on one loopback port, in the
+// manner of pebble-challtestsrv: A and AAAA from the zone's addresses, TXT
+// and CAA records as set. It is authoritative for every name.
+type DNSServer struct {
+	udp, tcp *dns.Server
+	addr     string
+}
+
+// ListenDNS starts serving z on addr (UDP and TCP, same port; port 0
+// picks one).
+func ListenDNS(addr string, z *Zone, log *slog.Logger) (*DNSServer, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't listen for DNS: %w", err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("couldn't listen for DNS over TCP: %w", err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { w.WriteMsg(answer(z, r)) })
+	s := &DNSServer{udp: &dns.Server{PacketConn: pc, Handler: h}, tcp: &dns.Server{Listener: l, Handler: h}, addr: pc.LocalAddr().String()}
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		go func() {
+			if err := srv.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
+				log.Warn("DNS server stopped", "err", err)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// Addr is the address served, host:port.
+func (s *DNSServer) Addr() string { return s.addr }
+
+// Close stops serving.
+func (s *DNSServer) Close() error {
+	return errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
+}
+
+func answer(z *Zone, r *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	if len(r.Question) != 1 {
+		m.Rcode = dns.RcodeFormatError
+		return m
+	}
+	q := r.Question[0]
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Rrtype: q.Qtype, Ttl: 0}
+	switch q.Qtype {
+	case dns.TypeA, dns.TypeAAAA:
+		for _, a := range z.Addrs(q.Name) {
+			switch {
+			case q.Qtype == dns.TypeA && a.Is4():
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a.AsSlice()})
+			case q.Qtype == dns.TypeAAAA && a.Is6():
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
+			}
+		}
+	case dns.TypeTXT:
+		for _, v := range z.TXT(q.Name) {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: []string{v}})
+		}
+	case dns.TypeCAA:
+		for _, c := range z.CAA(q.Name) {
+			m.Answer = append(m.Answer, &dns.CAA{Hdr: hdr, Flag: c.Flag, Tag: c.Tag, Value: c.Value})
+		}
+	}
+	return m
+}
