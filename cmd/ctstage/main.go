@@ -38,6 +38,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"issue": issueCmd,
 
 	"bench-scale": benchScaleCmd, // see benchscale.go
+	"verify":      verifyCmd,     // see verify.go
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -66,6 +67,7 @@ commands:
   serve   run the CT logs (RFC 6962) on an in-process Trillian
   bench   submit unique precertificate chains to a log and report throughput and merge delay
   issue   ask a running serve's CA for a certificate with embedded SCTs; prints the chain in PEM
+  verify  check a certificate's (or a TLS server's) SCTs, inclusion proofs and Chrome/Apple/Mozilla CT policies
 
 Run "ctstage <command> -h" for a command's flags.
 `)
