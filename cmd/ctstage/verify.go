@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ctstage/ctstage/sctverify"
+)
+
+// verifyCmd is `ctstage verify`: see DESIGN.md and docs/verify.md.
+func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	logList := fs.String("log-list", "http://127.0.0.1:6962/log.v3.json", "v3 log list, a file or an http(s) URL")
+	policy := fs.String("policy", "", `evaluate only this policy: "chrome", "apple" or "mozilla" (default: all three)`)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	host := fs.String("host", "", "HOST:PORT: verify what a TLS server presents (embedded, TLS extension and stapled OCSP SCTs)")
+	ocspFile := fs.String("ocsp", "", "a DER OCSP response for the certificate, whose SCTs are checked too")
+	inclusion := fs.Bool("inclusion", true, "ask RFC 6962 logs for inclusion proofs")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ctstage verify [flags] CHAIN.pem|CHAIN.der ...   or   ctstage verify [flags] --host HOST:PORT")
+		fs.PrintDefaults()
+	}
+	files, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
+	}
+	if (*host == "") == (len(files) == 0) {
+		fmt.Fprintln(stderr, "verify: give certificate files or --host, not both or neither")
+		return exitUsage
+	}
+	var policies []string
+	if *policy != "" {
+		if !slices.Contains(sctverify.AllPolicies, *policy) {
+			fmt.Fprintf(stderr, "verify: --policy %q: want chrome, apple or mozilla\n", *policy)
+			return exitUsage
+		}
+		policies = []string{*policy}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	hc := &http.Client{Timeout: *timeout}
+	ll, err := sctverify.LoadLogList(ctx, *logList, hc)
+	if err != nil {
+		fmt.Fprintln(stderr, "verify:", err)
+		return exitFail
+	}
+	in, err := verifyInput(ctx, *host, files, *ocspFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "verify:", err)
+		return exitFail
+	}
+	v := &sctverify.Verifier{Logs: ll, HTTPClient: hc, Inclusion: *inclusion, Policies: policies}
+	r, err := v.Verify(ctx, in)
+	if err != nil {
+		fmt.Fprintln(stderr, "verify:", err)
+		return exitFail
+	}
+	if *asJSON {
+		err = r.WriteJSON(stdout)
+	} else {
+		err = r.WriteText(stdout)
+	}
+	if err != nil || !r.OK {
+		return exitFail
+	}
+	return exitOK
+}
+
+// parseInterleaved parses flags that may come after the file arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	var files []string
+	for {
+		if code, ok := parseFlagsOnly(fs, args); !ok {
+			return nil, code, false
+		}
+		if fs.NArg() == 0 {
+			return files, 0, true
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func parseFlagsOnly(fs *flag.FlagSet, args []string) (int, bool) {
+	switch err := fs.Parse(args); {
+	case err == flag.ErrHelp:
+		return exitOK, false
+	case err != nil:
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func verifyInput(ctx context.Context, host string, files []string, ocspFile string) (sctverify.Input, error) {
+	var in sctverify.Input
+	var err error
+	if host != "" {
+		in, err = sctverify.FetchHost(ctx, host)
+	} else {
+		in.Chain, err = readChain(files)
+	}
+	if err != nil {
+		return in, err
+	}
+	if ocspFile != "" {
+		if in.OCSPResponse, err = os.ReadFile(ocspFile); err != nil {
+			return in, fmt.Errorf("couldn't read --ocsp: %w", err)
+		}
+	}
+	return in, nil
+}
+
+// readChain reads certificates from PEM or DER files, in order: the first
+// is the one verified.
+func readChain(files []string) ([]*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read %s: %w", f, err)
+		}
+		ders, err := certBlocks(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, der := range ders {
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil, fmt.Errorf("%s: couldn't parse certificate: %w", f, err)
+			}
+			chain = append(chain, c)
+		}
+	}
+	return chain, nil
+}
+
+func certBlocks(b []byte) ([][]byte, error) {
+	if !strings.Contains(string(b), "-----BEGIN") {
+		return [][]byte{b}, nil // DER
+	}
+	var out [][]byte
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			out = append(out, blk.Bytes)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no CERTIFICATE block")
+	}
+	return out, nil
+}

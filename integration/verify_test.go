@@ -1,0 +1,341 @@
+package integration
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cttls "github.com/google/certificate-transparency-go/tls"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/internal/serve"
+	"github.com/ctstage/ctstage/internal/testca"
+	"github.com/ctstage/ctstage/sctverify"
+)
+
+// verifyStage is a ctstage with its CA, and an outside test CA whose root
+// every shard accepts (for certificates without embedded SCTs).
+type verifyStage struct {
+	*serve.Stage
+	outside *testca.CA
+	logList string // URL of /log.v3.json
+}
+
+func startVerifyStage(t testing.TB) *verifyStage {
+	t.Helper()
+	outside, root := newCA(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := serve.Start(ctx, serve.Options{
+		DataDir: t.TempDir(), LogAddr: "127.0.0.1:0", Storage: "sqlite", MgmtAddr: "127.0.0.1:0",
+		ExtraRoots: root, NoFinalSubmission: true, Logger: testLogger(),
+	})
+	if err != nil {
+		t.Fatalf("serve.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := st.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return &verifyStage{Stage: st, outside: outside, logList: st.LogURL + "/log.v3.json"}
+}
+
+func (vs *verifyStage) verifier(t testing.TB, inclusion bool) *sctverify.Verifier {
+	t.Helper()
+	ll, err := sctverify.LoadLogList(context.Background(), vs.logList, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sctverify.Verifier{Logs: ll, Inclusion: inclusion}
+}
+
+func (vs *verifyStage) issue(t testing.TB, lifetime time.Duration) *ca.Issuance {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := vs.CA.Issue(context.Background(), ca.Request{PublicKey: key.Public(), Names: []string{"verify.example.com"}, Lifetime: lifetime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss
+}
+
+func parseDERs(t testing.TB, ders [][]byte) []*x509.Certificate {
+	t.Helper()
+	var out []*x509.Certificate
+	for _, d := range ders {
+		c, err := x509.ParseCertificate(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// verifyIncluded runs Verify until every valid SCT is included (entries
+// are integrated within about a second; until then they are "pending").
+func verifyIncluded(t testing.TB, v *sctverify.Verifier, in sctverify.Input) *sctverify.Report {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := v.Verify(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := false
+		for _, s := range r.SCTs {
+			pending = pending || (s.Inclusion != nil && s.Inclusion.Status == sctverify.InclusionPending)
+		}
+		if !pending || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func reportText(r *sctverify.Report) string {
+	var b strings.Builder
+	r.WriteText(&b)
+	return b.String()
+}
+
+// TestVerifyCAIssued: certificates from ctstage's CA pass all three
+// policies, every SCT valid and included in its running log; then the
+// same through the ctstage binary.
+func TestVerifyCAIssued(t *testing.T) {
+	vs := startVerifyStage(t)
+	v := vs.verifier(t, true)
+	// The default topology has one shard per operator for a NotAfter, so the
+	// CA issues only what 2 SCTs cover (up to 180 days).
+	for _, lifetime := range []time.Duration{0, 180 * 24 * time.Hour} {
+		iss := vs.issue(t, lifetime)
+		r := verifyIncluded(t, v, sctverify.Input{Chain: parseDERs(t, iss.Chain)})
+		if !r.OK {
+			t.Fatalf("lifetime %v: not OK:\n%s", lifetime, reportText(r))
+		}
+		for _, s := range r.SCTs {
+			if s.Source != sctverify.SourceEmbedded || s.Status != sctverify.StatusValid || s.Inclusion == nil ||
+				s.Inclusion.Status != sctverify.InclusionIncluded || s.Inclusion.TreeSize == 0 {
+				t.Errorf("SCT %d: %+v %+v", s.Index, s, s.Inclusion)
+			}
+		}
+		if len(r.Policies) != 3 {
+			t.Errorf("%d verdicts, want 3", len(r.Policies))
+		}
+		t.Logf("lifetime %v:\n%s", lifetime, reportText(r))
+	}
+
+	// The binary: a CA chain passes (exit 0); a certificate without SCTs
+	// fails (exit 1) and says why; bad usage is 2.
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.pem")
+	if err := os.WriteFile(good, vs.issue(t, 0).ChainPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bare, err := vs.outside.Leaf("bare.example.com", time.Now().Add(90*24*time.Hour), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.der")
+	if err := os.WriteFile(bad, bare[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // let the new entries be integrated
+	bin := ctstageBinary(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"verify", "--log-list", vs.logList, good}, 0, "result: OK"},
+		{[]string{"verify", good, "--log-list", vs.logList, "--json", "--policy", "apple"}, 0, `"compliant": true`},
+		{[]string{"verify", "--log-list", vs.logList, bad}, 1, sctverify.RuleEmbeddedCount},
+		{[]string{"verify", "--log-list", vs.logList}, 2, ""},
+		{[]string{"verify", "--log-list", vs.logList, "--policy", "opera", good}, 2, ""},
+	} {
+		out, err := exec.Command(bin, tc.args...).CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(string(out), tc.out) {
+			t.Errorf("ctstage %q: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.out, out)
+		}
+	}
+}
+
+// TestVerifyHost: a TLS server started here presents a certificate
+// without embedded SCTs, one SCT (from one operator's log, for the
+// certificate as an X.509 entry) in the TLS extension and one (from the
+// other operator's) in a stapled OCSP response. --host finds both, and
+// the TLS/OCSP paths of all three policies are met.
+func TestVerifyHost(t *testing.T) {
+	vs := startVerifyStage(t)
+	notAfter := time.Now().Add(90 * 24 * time.Hour)
+	chain, err := vs.outside.Leaf("host.example.com", notAfter, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stage{Stage: vs.Stage, ca: vs.outside}
+	var scts [][]byte
+	for op := range 2 {
+		sct, err := logClient(t, s.shardFor(t, op, notAfter)).AddChain(context.Background(), asn1Chain(chain))
+		if err != nil {
+			t.Fatalf("add-chain: %v", err)
+		}
+		b, err := cttls.Marshal(*sct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scts = append(scts, b)
+	}
+	certs := parseDERs(t, chain)
+	staple := ocspWithSCTs(t, vs.outside, certs[0], scts[1:])
+	addr := serveTLS(t, tls.Certificate{Certificate: chain, PrivateKey: vs.outside.LeafKey, Leaf: certs[0],
+		SignedCertificateTimestamps: scts[:1], OCSPStaple: staple})
+
+	in, err := sctverify.FetchHost(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := verifyIncluded(t, vs.verifier(t, true), in)
+	if !r.OK {
+		t.Fatalf("not OK:\n%s", reportText(r))
+	}
+	sources := map[string]bool{}
+	for _, s := range r.SCTs {
+		sources[s.Source] = true
+		if s.Status != sctverify.StatusValid || s.Inclusion == nil || s.Inclusion.Status != sctverify.InclusionIncluded {
+			t.Errorf("%s SCT: %+v %+v", s.Source, s, s.Inclusion)
+		}
+	}
+	if !sources[sctverify.SourceTLS] || !sources[sctverify.SourceOCSP] || len(r.SCTs) != 2 {
+		t.Errorf("SCTs %+v, want one from TLS and one from OCSP", r.SCTs)
+	}
+	for _, v := range r.Policies {
+		if v.Rule != sctverify.RuleCompliantDeliver {
+			t.Errorf("%s: decided by %q, want %q", v.Policy, v.Rule, sctverify.RuleCompliantDeliver)
+		}
+	}
+	t.Logf("\n%s", reportText(r))
+
+	out, err := exec.Command(ctstageBinary(t), "verify", "--log-list", vs.logList, "--host", addr, "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctstage verify --host: %v\n%s", err, out)
+	}
+	var jr sctverify.Report
+	if err := json.Unmarshal(out, &jr); err != nil || !jr.OK || len(jr.SCTs) != 2 {
+		t.Errorf("--json: %v, %+v\n%s", err, jr, out)
+	}
+}
+
+// ocspWithSCTs is a good OCSP response for cert, signed by the outside
+// CA's intermediate, with the SCTs in its SCT list extension.
+func ocspWithSCTs(t testing.TB, c *testca.CA, cert *x509.Certificate, scts [][]byte) []byte {
+	t.Helper()
+	var body []byte
+	for _, s := range scts {
+		body = append(body, byte(len(s)>>8), byte(len(s)))
+		body = append(body, s...)
+	}
+	list := append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
+	val, err := asn1.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ocsp.CreateResponse(c.Intermediate, c.Intermediate, ocsp.Response{
+		Status: ocsp.Good, SerialNumber: cert.SerialNumber, ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
+		ExtraExtensions: []pkix.Extension{{Id: sctverify.OIDOCSPSCTList, Value: val}},
+	}, c.IntermediateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// serveTLS serves cert on a loopback port until the test ends; every
+// connection gets a full handshake and is closed.
+func serveTLS(t testing.TB, cert tls.Certificate) string {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().String()
+}
+
+// BenchmarkVerifyInclusion verifies certificates from ctstage's CA with
+// inclusion proofs against the in-process logs over loopback HTTP: per
+// certificate 2 embedded SCT signatures, the issuer's signature, and for
+// each SCT a signature-checked get-sth and a get-proof-by-hash. One
+// goroutine; the figure is certs/s. "signatures-only" is the same loop
+// without inclusion, for comparison in the same run.
+func BenchmarkVerifyInclusion(b *testing.B) {
+	vs := startVerifyStage(b)
+	const n = 16
+	var ins []sctverify.Input
+	for range n {
+		ins = append(ins, sctverify.Input{Chain: parseDERs(b, vs.issue(b, 0).Chain)})
+	}
+	v := vs.verifier(b, true)
+	for _, in := range ins {
+		if r := verifyIncluded(b, v, in); !r.OK {
+			b.Fatalf("not OK:\n%s", reportText(r))
+		}
+	}
+	for _, inclusion := range []bool{true, false} {
+		name := "inclusion"
+		if !inclusion {
+			name = "signatures-only"
+		}
+		b.Run(name, func(b *testing.B) {
+			v := vs.verifier(b, inclusion)
+			i := 0
+			for b.Loop() {
+				r, err := v.Verify(context.Background(), ins[i%n])
+				if err != nil || !r.OK {
+					b.Fatalf("%v\n%s", err, reportText(r))
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+		})
+	}
+}
