@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/internal/loadgen"
 )
 
@@ -136,7 +137,7 @@ func benchIssuer(cfg *loadgen.Config, data, chain, testCA string) error {
 
 // benchLog finds the log to load and its key.
 func benchLog(ctx context.Context, cfg *loadgen.Config, logList string) error {
-	ll, err := loadgen.FetchLogList(ctx, http.DefaultClient, logList)
+	ll, err := ctpolicy.LoadList(ctx, logList, http.DefaultClient)
 	switch {
 	case err != nil && cfg.LogURL == "":
 		return err
