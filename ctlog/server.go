@@ -76,7 +76,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, log: opts.Logger, trillian: ts, metrics: newMetrics(opts.Registerer), created: time.Now()}
-	ctfe.MaxGetEntriesAllowed = maxGetEntries(opts.Config)
+	if m := maxGetEntries(opts.Config); m != ctfe.MaxGetEntriesAllowed {
+		// ctfe's limit is a process-wide variable its handlers read without
+		// a lock: set it only when a config needs another value, before
+		// this server serves. Two servers in one process share it.
+		ctfe.MaxGetEntriesAllowed = m
+	}
 	for _, sc := range opts.Config.Shards() {
 		sh, err := newShard(ctx, ts, sc, opts.Config, opts.DataDir, opts.RootFiles, metricFactory{reg: opts.Registerer, prefix: "ctfe_"})
 		if err != nil {
