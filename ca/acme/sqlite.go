@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -48,10 +49,36 @@ var sqliteMigrations = []string{
 
 // SQLite is a Store (and a ratelimit.Store) in one SQLite file, in WAL mode
 // with synchronous=FULL. Objects are JSON documents beside the columns
-// that are looked up.
+// that are looked up. Reads go through a pool of read-only connections,
+// which WAL lets run beside the writer, so that a lookup never waits for
+// another request's commit. Writes go through one connection and are
+// committed in groups (see write): a write returns once the transaction
+// holding it is durable, and concurrent writes share its fsync.
 type SQLite struct {
-	db *sql.DB
+	db     *sql.DB // the writer
+	rd     *sql.DB // readers
+	writes chan *writeOp
+	stop   chan struct{}
+	done   chan struct{}
+	closer sync.Once
 }
+
+// writeOp is one write for the group committer: fn runs inside the group's
+// transaction, under a savepoint of its own.
+type writeOp struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+}
+
+// maxGroup bounds the writes committed together.
+const maxGroup = 64
+
+// errClosed is the error of a write after Close.
+var errClosed = errors.New("acme: store closed")
+
+// sqliteReaders is the number of read connections.
+const sqliteReaders = 8
 
 // OpenSQLite opens (creating or migrating) the store at path, normally
 // --data/acme.db. It refuses a database from a newer ctstage.
@@ -65,13 +92,97 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open ACME database %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(1) // one writer; reads are short
+	db.SetMaxOpenConns(1) // one writer
 	s := &SQLite{db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("couldn't open ACME database %s: %w", path, err)
 	}
+	r := url.Values{}
+	r.Add("_pragma", "busy_timeout(10000)")
+	r.Add("_pragma", "query_only(1)")
+	if s.rd, err = sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+r.Encode()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open ACME database %s: %w", path, err)
+	}
+	s.rd.SetMaxOpenConns(sqliteReaders)
+	s.rd.SetMaxIdleConns(sqliteReaders)
+	s.writes, s.stop, s.done = make(chan *writeOp), make(chan struct{}), make(chan struct{})
+	go s.writer()
 	return s, nil
+}
+
+// write runs fn in a transaction shared with the writes that queued
+// meanwhile, each under its own savepoint (a failing fn is rolled back to
+// it alone), and returns fn's error, or the commit's, once the transaction
+// is committed. fn runs without ctx's cancellation: the writer must not be
+// interrupted inside a shared transaction.
+func (s *SQLite) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	op := &writeOp{ctx: context.WithoutCancel(ctx), fn: fn, done: make(chan error, 1)}
+	select {
+	case s.writes <- op:
+	case <-s.stop:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-op.done
+}
+
+func (s *SQLite) writer() {
+	defer close(s.done)
+	for {
+		var group []*writeOp
+		select {
+		case op := <-s.writes:
+			group = append(group, op)
+		case <-s.stop:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case op := <-s.writes:
+				group = append(group, op)
+			default:
+				break more
+			}
+		}
+		s.commit(group)
+	}
+}
+
+// commit runs and commits one group, and answers each of its writes.
+func (s *SQLite) commit(group []*writeOp) {
+	errs := make([]error, len(group))
+	err := func() error {
+		ctx := context.Background()
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for i, op := range group {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+				return err
+			}
+			if errs[i] = op.fn(op.ctx, tx); errs[i] != nil {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	for i, op := range group {
+		if err != nil && errs[i] == nil {
+			errs[i] = fmt.Errorf("couldn't commit to the ACME database: %w", err)
+		}
+		op.done <- errs[i]
+	}
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -98,8 +209,23 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
-// Close implements Store.
-func (s *SQLite) Close() error { return s.db.Close() }
+// Close implements Store. Writes in progress finish first.
+func (s *SQLite) Close() error {
+	err := errClosed
+	s.closer.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = errors.Join(s.rd.Close(), s.db.Close())
+	})
+	return err
+}
+
+// execDocW is execDoc through the group committer.
+func (s *SQLite) execDocW(ctx context.Context, what, query string, doc any, args ...any) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return execDoc(ctx, tx, what, query, doc, args...)
+	})
+}
 
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -110,15 +236,20 @@ func isUnique(err error) bool {
 }
 
 func (s *SQLite) getDoc(ctx context.Context, what, query string, arg any, v any) error {
-	var doc string
-	err := s.db.QueryRowContext(ctx, query, arg).Scan(&doc)
+	return getDoc(ctx, s.rd, what, query, arg, v)
+}
+
+// getDoc reads the JSON document of one row into v.
+func getDoc(ctx context.Context, db *sql.DB, what, query string, arg any, v any) error {
+	var doc []byte
+	err := db.QueryRowContext(ctx, query, arg).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%s %v: %w", what, arg, ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("couldn't read %s %v: %w", what, arg, err)
 	}
-	if err := json.Unmarshal([]byte(doc), v); err != nil {
+	if err := json.Unmarshal(doc, v); err != nil {
 		return fmt.Errorf("couldn't decode %s %v: %w", what, arg, err)
 	}
 	return nil
@@ -144,7 +275,7 @@ func execDoc(ctx context.Context, e execer, what, query string, doc any, args ..
 
 // CreateAccount implements Store.
 func (s *SQLite) CreateAccount(ctx context.Context, a *Account) error {
-	return execDoc(ctx, s.db, "account", "INSERT INTO accounts (id, thumbprint, doc) VALUES (?, ?, ?)", a, a.ID, a.Thumbprint)
+	return s.execDocW(ctx, "account", "INSERT INTO accounts (id, thumbprint, doc) VALUES (?, ?, ?)", a, a.ID, a.Thumbprint)
 }
 
 // Account implements Store.
@@ -161,29 +292,20 @@ func (s *SQLite) AccountByThumbprint(ctx context.Context, tp string) (*Account, 
 
 // UpdateAccount implements Store.
 func (s *SQLite) UpdateAccount(ctx context.Context, a *Account) error {
-	return execDoc(ctx, s.db, "account", "UPDATE accounts SET thumbprint = ?1, doc = ?3 WHERE id = ?2", a, a.Thumbprint, a.ID)
+	return s.execDocW(ctx, "account", "UPDATE accounts SET thumbprint = ?1, doc = ?3 WHERE id = ?2", a, a.Thumbprint, a.ID)
 }
 
 // CreateOrder implements Store.
 func (s *SQLite) CreateOrder(ctx context.Context, o *Order, authzs []*Authz) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("couldn't store order: %w", err)
-	}
-	defer tx.Rollback()
-	for _, a := range authzs {
-		if err := execDoc(ctx, tx, "authorization", "INSERT INTO authzs (id, doc) VALUES (?, ?)", a, a.ID); err != nil {
-			return err
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, a := range authzs {
+			if err := execDoc(ctx, tx, "authorization", "INSERT INTO authzs (id, doc) VALUES (?, ?)", a, a.ID); err != nil {
+				return err
+			}
 		}
-	}
-	if err := execDoc(ctx, tx, "order", "INSERT INTO orders (id, account, created_ms, doc) VALUES (?, ?, ?, ?)",
-		o, o.ID, o.AccountID, o.Created.UnixMilli()); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("couldn't store order: %w", err)
-	}
-	return nil
+		return execDoc(ctx, tx, "order", "INSERT INTO orders (id, account, created_ms, doc) VALUES (?, ?, ?, ?)",
+			o, o.ID, o.AccountID, o.Created.UnixMilli())
+	})
 }
 
 // Order implements Store.
@@ -194,12 +316,12 @@ func (s *SQLite) Order(ctx context.Context, id string) (*Order, error) {
 
 // UpdateOrder implements Store.
 func (s *SQLite) UpdateOrder(ctx context.Context, o *Order) error {
-	return execDoc(ctx, s.db, "order", "UPDATE orders SET doc = ?2 WHERE id = ?1", o, o.ID)
+	return s.execDocW(ctx, "order", "UPDATE orders SET doc = ?2 WHERE id = ?1", o, o.ID)
 }
 
 // OrderIDs implements Store.
 func (s *SQLite) OrderIDs(ctx context.Context, accountID string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id FROM orders WHERE account = ? ORDER BY created_ms, id", accountID)
+	rows, err := s.rd.QueryContext(ctx, "SELECT id FROM orders WHERE account = ? ORDER BY created_ms, id", accountID)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't list orders: %w", err)
 	}
@@ -223,12 +345,12 @@ func (s *SQLite) Authz(ctx context.Context, id string) (*Authz, error) {
 
 // UpdateAuthz implements Store.
 func (s *SQLite) UpdateAuthz(ctx context.Context, a *Authz) error {
-	return execDoc(ctx, s.db, "authorization", "UPDATE authzs SET doc = ?2 WHERE id = ?1", a, a.ID)
+	return s.execDocW(ctx, "authorization", "UPDATE authzs SET doc = ?2 WHERE id = ?1", a, a.ID)
 }
 
 // AddCertificate implements Store.
 func (s *SQLite) AddCertificate(ctx context.Context, c *Certificate) error {
-	return execDoc(ctx, s.db, "certificate", "INSERT INTO certificates (serial, doc) VALUES (?, ?)", c, c.Serial)
+	return s.execDocW(ctx, "certificate", "INSERT INTO certificates (serial, doc) VALUES (?, ?)", c, c.Serial)
 }
 
 // Certificate implements Store.
@@ -239,20 +361,22 @@ func (s *SQLite) Certificate(ctx context.Context, serial string) (*Certificate, 
 
 // UpdateCertificate implements Store.
 func (s *SQLite) UpdateCertificate(ctx context.Context, c *Certificate) error {
-	return execDoc(ctx, s.db, "certificate", "UPDATE certificates SET doc = ?2 WHERE serial = ?1", c, c.Serial)
+	return s.execDocW(ctx, "certificate", "UPDATE certificates SET doc = ?2 WHERE serial = ?1", c, c.Serial)
 }
 
 // AddEvent implements ratelimit.Store.
 func (s *SQLite) AddEvent(ctx context.Context, name, key string, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO ratelimit_events (name, key, at_ms) VALUES (?, ?, ?)", name, key, at.UnixMilli())
-	return err
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO ratelimit_events (name, key, at_ms) VALUES (?, ?, ?)", name, key, at.UnixMilli())
+		return err
+	})
 }
 
 // CountEvents implements ratelimit.Store.
 func (s *SQLite) CountEvents(ctx context.Context, name, key string, since time.Time) (int, time.Time, error) {
 	var n int
 	var oldest sql.NullInt64
-	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*), MIN(at_ms) FROM ratelimit_events WHERE name = ? AND key = ? AND at_ms >= ?",
+	err := s.rd.QueryRowContext(ctx, "SELECT COUNT(*), MIN(at_ms) FROM ratelimit_events WHERE name = ? AND key = ? AND at_ms >= ?",
 		name, key, since.UnixMilli()).Scan(&n, &oldest)
 	if err != nil {
 		return 0, time.Time{}, err

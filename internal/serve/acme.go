@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,7 @@ import (
 	"github.com/ctstage/ctstage/ca/ratelimit"
 	"github.com/ctstage/ctstage/ca/va"
 	"github.com/ctstage/ctstage/internal/logging"
+	"github.com/ctstage/ctstage/storage"
 )
 
 // ACMEStoreFile is the ACME database under the data directory.
@@ -25,12 +28,54 @@ const ACMEStoreFile = "acme.db"
 // CAAIdentity is the issuer domain name CAA records name to allow ctstage.
 const CAAIdentity = "ctstage.invalid"
 
+// acmeStore keeps the ACME state and the rate-limit events.
+type acmeStore interface {
+	acme.Store
+	ratelimit.Store
+}
+
+// openACMEStore opens the ACME state where --storage says: tables
+// prefixed acme_ in the MySQL database of mysql://..., or acme.db under
+// the data directory.
+func openACMEStore(ctx context.Context, opts Options) (acmeStore, error) {
+	if strings.HasPrefix(opts.Storage, "mysql://") {
+		dsn, err := storage.MySQLDSN(opts.Storage)
+		if err != nil {
+			return nil, err
+		}
+		s, err := acme.OpenMySQL(ctx, dsn)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return s, nil
+	}
+	s, err := acme.OpenSQLite(ctx, filepath.Join(opts.DataDir, ACMEStoreFile))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // acmeParts are the ACME server, the built-in DNS and their listeners.
 type acmeParts struct {
-	store   *acme.SQLite
+	store   acmeStore
 	dns     *va.DNSServer
 	servers []*http.Server
 	errs    chan error
+	// starting is set while ACME is to be served but does not listen yet:
+	// /healthz answers 503 until then.
+	starting atomic.Bool
+}
+
+// serveHealthACME is /healthz: 503 while the ACME server is starting, then
+// the logs' and the CA's health.
+func (st *Stage) serveHealthACME(w http.ResponseWriter, r *http.Request) {
+	if st.acme.starting.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "not ready: ACME starting", http.StatusServiceUnavailable)
+		return
+	}
+	st.serveHealth(w, r)
 }
 
 // startServices starts the CA, then the ACME server and the built-in DNS.
@@ -81,6 +126,7 @@ func (st *Stage) startACME(ctx context.Context, opts Options) error {
 		return fmt.Errorf("--acme-addr: %w", err)
 	}
 	st.ACMEURL = "https://" + addr
+	p.starting.Store(false)
 	st.log.Info("ACME ready", "directory", st.ACMEURL+"/directory", "always_valid", opts.ACMEAlwaysValid,
 		"dns", st.DNSAddr, "dns_mgmt", st.DNSMgmtURL, "va_http_port", opts.VAHTTPPort, "va_tls_port", opts.VATLSPort)
 	return nil
@@ -89,7 +135,7 @@ func (st *Stage) startACME(ctx context.Context, opts Options) error {
 func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone) (*acme.Server, error) {
 	p := &st.acme
 	var err error
-	if p.store, err = acme.OpenSQLite(ctx, filepath.Join(opts.DataDir, ACMEStoreFile)); err != nil {
+	if p.store, err = openACMEStore(ctx, opts); err != nil {
 		return nil, err
 	}
 	chains, err := acme.LoadOrCreateChains(filepath.Join(opts.DataDir, "acme"), st.Hierarchy)
@@ -143,7 +189,7 @@ func (st *Stage) stopACME(ctx context.Context) error {
 	if p.store != nil {
 		err = errors.Join(err, p.store.Close())
 	}
-	*p = acmeParts{}
+	p.store, p.dns, p.servers, p.errs = nil, nil, nil, nil
 	return err
 }
 

@@ -193,6 +193,7 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 		store.Close()
 		return nil, fmt.Errorf("--mgmt-addr %s: the management endpoint listens on loopback only", opts.MgmtAddr)
 	}
+	st.acme.starting.Store(opts.ACMEAddr != "")
 	st.start(lis, reg)
 	if err := st.startServices(ctx, opts, reg); err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -209,7 +210,7 @@ func (st *Stage) start(lis net.Listener, reg *prometheus.Registry) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", st.Logs.Handler())
-	mux.HandleFunc("GET /healthz", st.serveHealth)
+	mux.HandleFunc("GET /healthz", st.serveHealthACME)
 	mux.Handle("/ca/", http.StripPrefix("/ca", http.HandlerFunc(st.serveCA)))
 	st.http = &http.Server{
 		Handler:           logging.Requests(st.log, mux),

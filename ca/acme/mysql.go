@@ -1,0 +1,318 @@
+package acme
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+)
+
+// mysqlSchemaVersion is the version in acme_schema of the current
+// schema; mysqlMigrations[i] takes the database from version i to i+1.
+const mysqlSchemaVersion = 1
+
+// The ACME tables live beside Trillian's in the same database, so all of
+// them carry the prefix acme_. Identifiers, thumbprints and serials are
+// case-sensitive ASCII (base64url, hex): ascii_bin, not the server's
+// case-insensitive default collation. Rate-limit keys can be long (a
+// certificate's names), so they are looked up by their SHA-256.
+var mysqlMigrations = [][]string{{
+	`CREATE TABLE IF NOT EXISTS acme_accounts (
+		id         VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		thumbprint VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		doc        MEDIUMBLOB NOT NULL,
+		UNIQUE KEY acme_accounts_by_thumbprint (thumbprint)
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS acme_orders (
+		id         VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		account    VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		created_ms BIGINT NOT NULL,
+		doc        MEDIUMBLOB NOT NULL,
+		KEY acme_orders_by_account (account, created_ms, id)
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS acme_authzs (
+		id  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		doc MEDIUMBLOB NOT NULL
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS acme_certificates (
+		serial VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		doc    MEDIUMBLOB NOT NULL
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS acme_ratelimit_events (
+		name     VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		key_hash BINARY(32) NOT NULL,
+		at_ms    BIGINT NOT NULL,
+		event_key TEXT NOT NULL,
+		KEY acme_ratelimit_events_by_key (name, key_hash, at_ms)
+	) ENGINE=InnoDB`,
+}}
+
+// mysqlSchemaLock serializes schema creation between ctstage processes
+// sharing a database (MySQL DDL is not transactional).
+const mysqlSchemaLock = "ctstage_acme_schema"
+
+// MySQL is a Store (and a ratelimit.Store) in tables prefixed acme_ of a
+// MySQL or MariaDB database, normally the one that holds Trillian's tables
+// (--storage mysql://...). Objects are JSON documents beside the columns
+// that are looked up, as in SQLite.
+type MySQL struct {
+	db *sql.DB
+}
+
+// OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN),
+// creates or migrates the acme_ tables, and refuses a schema from a newer
+// ctstage.
+func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse the MySQL DSN: %w", err)
+	}
+	// UPDATE must report the rows it matched, not only those it changed:
+	// rewriting an unchanged document is not "not found".
+	cfg.ClientFoundRows = true
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open the ACME database on MySQL: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &MySQL{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open the ACME tables on MySQL: %w", err)
+	}
+	return s, nil
+}
+
+func (s *MySQL) migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", mysqlSchemaLock).Scan(&got); err != nil {
+		return err
+	}
+	if got.Int64 != 1 {
+		return errors.New("couldn't take the schema lock " + mysqlSchemaLock + " within 60 s")
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", mysqlSchemaLock)
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS acme_schema (version INT NOT NULL) ENGINE=InnoDB"); err != nil {
+		return err
+	}
+	var v int
+	switch err := conn.QueryRowContext(ctx, "SELECT version FROM acme_schema").Scan(&v); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := conn.ExecContext(ctx, "INSERT INTO acme_schema (version) VALUES (0)"); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	if v > mysqlSchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this ctstage's %d", v, mysqlSchemaVersion)
+	}
+	for ; v < mysqlSchemaVersion; v++ {
+		for _, stmt := range mysqlMigrations[v] {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("couldn't migrate to schema version %d: %w", v+1, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "UPDATE acme_schema SET version = ?", v+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *MySQL) Close() error { return s.db.Close() }
+
+func isDupKey(err error) bool {
+	var me *gomysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062 // ER_DUP_ENTRY
+}
+
+// exec runs query; a duplicate key is ErrConflict, no matched row
+// ErrNotFound.
+func (s *MySQL) exec(ctx context.Context, e execer, what, query string, args ...any) error {
+	res, err := e.ExecContext(ctx, query, args...)
+	if isDupKey(err) {
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't store %s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+func encode(what string, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode %s: %w", what, err)
+	}
+	return b, nil
+}
+
+// CreateAccount implements Store.
+func (s *MySQL) CreateAccount(ctx context.Context, a *Account) error {
+	doc, err := encode("account", a)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, s.db, "account", "INSERT INTO acme_accounts (id, thumbprint, doc) VALUES (?, ?, ?)", a.ID, a.Thumbprint, doc)
+}
+
+// Account implements Store.
+func (s *MySQL) Account(ctx context.Context, id string) (*Account, error) {
+	a := new(Account)
+	return a, getDoc(ctx, s.db, "account", "SELECT doc FROM acme_accounts WHERE id = ?", id, a)
+}
+
+// AccountByThumbprint implements Store.
+func (s *MySQL) AccountByThumbprint(ctx context.Context, tp string) (*Account, error) {
+	a := new(Account)
+	return a, getDoc(ctx, s.db, "account with key", "SELECT doc FROM acme_accounts WHERE thumbprint = ?", tp, a)
+}
+
+// UpdateAccount implements Store.
+func (s *MySQL) UpdateAccount(ctx context.Context, a *Account) error {
+	doc, err := encode("account", a)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, s.db, "account", "UPDATE acme_accounts SET thumbprint = ?, doc = ? WHERE id = ?", a.Thumbprint, doc, a.ID)
+}
+
+// CreateOrder implements Store.
+func (s *MySQL) CreateOrder(ctx context.Context, o *Order, authzs []*Authz) error {
+	odoc, err := encode("order", o)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't store order: %w", err)
+	}
+	defer tx.Rollback()
+	for _, a := range authzs {
+		doc, err := encode("authorization", a)
+		if err != nil {
+			return err
+		}
+		if err := s.exec(ctx, tx, "authorization", "INSERT INTO acme_authzs (id, doc) VALUES (?, ?)", a.ID, doc); err != nil {
+			return err
+		}
+	}
+	if err := s.exec(ctx, tx, "order", "INSERT INTO acme_orders (id, account, created_ms, doc) VALUES (?, ?, ?, ?)",
+		o.ID, o.AccountID, o.Created.UnixMilli(), odoc); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't store order: %w", err)
+	}
+	return nil
+}
+
+// Order implements Store.
+func (s *MySQL) Order(ctx context.Context, id string) (*Order, error) {
+	o := new(Order)
+	return o, getDoc(ctx, s.db, "order", "SELECT doc FROM acme_orders WHERE id = ?", id, o)
+}
+
+// UpdateOrder implements Store.
+func (s *MySQL) UpdateOrder(ctx context.Context, o *Order) error {
+	doc, err := encode("order", o)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, s.db, "order", "UPDATE acme_orders SET doc = ? WHERE id = ?", doc, o.ID)
+}
+
+// OrderIDs implements Store.
+func (s *MySQL) OrderIDs(ctx context.Context, accountID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM acme_orders WHERE account = ? ORDER BY created_ms, id", accountID)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list orders: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("couldn't list orders: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Authz implements Store.
+func (s *MySQL) Authz(ctx context.Context, id string) (*Authz, error) {
+	a := new(Authz)
+	return a, getDoc(ctx, s.db, "authorization", "SELECT doc FROM acme_authzs WHERE id = ?", id, a)
+}
+
+// UpdateAuthz implements Store.
+func (s *MySQL) UpdateAuthz(ctx context.Context, a *Authz) error {
+	doc, err := encode("authorization", a)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, s.db, "authorization", "UPDATE acme_authzs SET doc = ? WHERE id = ?", doc, a.ID)
+}
+
+// AddCertificate implements Store.
+func (s *MySQL) AddCertificate(ctx context.Context, c *Certificate) error {
+	doc, err := encode("certificate", c)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, s.db, "certificate", "INSERT INTO acme_certificates (serial, doc) VALUES (?, ?)", c.Serial, doc)
+}
+
+// Certificate implements Store.
+func (s *MySQL) Certificate(ctx context.Context, serial string) (*Certificate, error) {
+	c := new(Certificate)
+	return c, getDoc(ctx, s.db, "certificate", "SELECT doc FROM acme_certificates WHERE serial = ?", serial, c)
+}
+
+// UpdateCertificate implements Store.
+func (s *MySQL) UpdateCertificate(ctx context.Context, c *Certificate) error {
+	doc, err := encode("certificate", c)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, s.db, "certificate", "UPDATE acme_certificates SET doc = ? WHERE serial = ?", doc, c.Serial)
+}
+
+// AddEvent implements ratelimit.Store.
+func (s *MySQL) AddEvent(ctx context.Context, name, key string, at time.Time) error {
+	h := sha256.Sum256([]byte(key))
+	_, err := s.db.ExecContext(ctx, "INSERT INTO acme_ratelimit_events (name, key_hash, at_ms, event_key) VALUES (?, ?, ?, ?)",
+		name, h[:], at.UnixMilli(), key)
+	return err
+}
+
+// CountEvents implements ratelimit.Store.
+func (s *MySQL) CountEvents(ctx context.Context, name, key string, since time.Time) (int, time.Time, error) {
+	h := sha256.Sum256([]byte(key))
+	var n int
+	var oldest sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*), MIN(at_ms) FROM acme_ratelimit_events WHERE name = ? AND key_hash = ? AND at_ms >= ?",
+		name, h[:], since.UnixMilli()).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return n, time.UnixMilli(oldest.Int64), nil
+}

@@ -1,0 +1,229 @@
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/ctutil"
+	"github.com/google/certificate-transparency-go/loglist3"
+	cttls "github.com/google/certificate-transparency-go/tls"
+
+	"github.com/ctstage/ctstage/internal/testenv"
+)
+
+// clientStage is a `ctstage serve` binary with ACME on a free port, for the
+// outside ACME clients (certbot, lego), which validate over http-01 on
+// httpPort.
+type clientStage struct {
+	*server
+	data     string
+	acmeURL  string // https://127.0.0.1:PORT
+	httpPort int
+	hc       *http.Client
+}
+
+func startClientStage(t *testing.T, extra ...string) *clientStage {
+	t.Helper()
+	s := &clientStage{data: t.TempDir(), httpPort: freePort(t)}
+	acmeAddr := freeAddr(t)
+	s.server = startServer(t, append([]string{"--data", s.data, "--acme-addr", acmeAddr,
+		"--va-http-port", strconv.Itoa(s.httpPort)}, extra...)...)
+	s.acmeURL = "https://" + acmeAddr
+	roots := x509.NewCertPool()
+	b, err := os.ReadFile(s.rootPEM())
+	if err != nil || !roots.AppendCertsFromPEM(b) {
+		t.Fatalf("--data/ca/root.pem: %v", err)
+	}
+	s.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	return s
+}
+
+func (s *clientStage) rootPEM() string { return filepath.Join(s.data, "ca", "root.pem") }
+
+// logs is what the server wrote to stderr so far.
+func (s *server) logs() string {
+	w := s.cmd.Stderr.(*syncWriter)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return s.stderr.String()
+}
+
+// lookClient finds an outside ACME client's binary, or skips (fails under
+// CI=true) when it is not installed.
+func lookClient(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		testenv.Unavailable(t, "%s is not installed (apt-get install -y certbot lego)", name)
+	}
+	return p
+}
+
+// run runs an outside client with a deadline and returns its combined
+// output; a failure is fatal and shows the output and the server's log.
+func (s *clientStage) run(t *testing.T, env []string, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s\n--- ctstage serve:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, s.logs())
+	}
+	return string(out)
+}
+
+// checkEmbeddedSCTs verifies every SCT embedded in the leaf of pemChain
+// with ct-go's ctutil.VerifySCT against the keys of the server's log list
+// (--data/log_list.json); at least two, from two operators.
+func (s *clientStage) checkEmbeddedSCTs(t *testing.T, pemChain []byte) {
+	t.Helper()
+	chain := parsePEMChain(t, string(pemChain))
+	if len(chain) < 2 {
+		t.Fatalf("chain of %d certificates, want the leaf and its intermediate", len(chain))
+	}
+	b, err := os.ReadFile(filepath.Join(s.data, "log_list.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll, err := loglist3.NewFromJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := logsByID(ll)
+	operators := map[string]bool{}
+	for _, raw := range chain[0].SCTList.SCTList {
+		var sct ct.SignedCertificateTimestamp
+		if _, err := cttls.Unmarshal(raw.Val, &sct); err != nil {
+			t.Fatal(err)
+		}
+		l, ok := byID[sct.LogID.KeyID]
+		if !ok {
+			t.Fatalf("SCT from a log not in log_list.json: %x", sct.LogID.KeyID)
+		}
+		pk, err := x509.ParsePKIXPublicKey(l.log.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ctutil.VerifySCT(pk, chain[:2], &sct, true); err != nil {
+			t.Errorf("VerifySCT for %s: %v", l.log.Description, err)
+		}
+		operators[l.operator] = true
+	}
+	if n := len(chain[0].SCTList.SCTList); n < 2 || len(operators) < 2 {
+		t.Errorf("%d embedded SCTs from %d operators, want 2 or more from 2", n, len(operators))
+	}
+}
+
+// ariRevoked asks the server's ARI endpoint about the leaf of pemChain and
+// reports whether it suggests renewing at once, which is how ctstage shows
+// a recorded revocation (docs/acme.md).
+func (s *clientStage) ariRevoked(t *testing.T, pemChain []byte) bool {
+	t.Helper()
+	leaf := parsePEMChain(t, string(pemChain))[0]
+	id := base64.RawURLEncoding.EncodeToString(leaf.AuthorityKeyId) + "." +
+		base64.RawURLEncoding.EncodeToString(leaf.SerialNumber.Bytes())
+	rsp, err := s.hc.Get(s.acmeURL + "/acme/renewal-info/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	var ri struct {
+		SuggestedWindow struct{ Start, End time.Time }
+	}
+	if err := json.NewDecoder(rsp.Body).Decode(&ri); err != nil || rsp.StatusCode != http.StatusOK {
+		t.Fatalf("renewal-info: %s, %v", rsp.Status, err)
+	}
+	return ri.SuggestedWindow.End.Before(time.Now())
+}
+
+// TestACMECertbot runs Debian's certbot (2.1.0) against the binary: a new
+// account, a certificate through http-01 standalone with embedded SCTs that
+// verify against the log list, a forced renewal from certbot's stored
+// configuration, and revocation (keyCompromise) that the server records.
+func TestACMECertbot(t *testing.T) {
+	certbot := lookClient(t, "certbot")
+	s := startClientStage(t)
+	dir := t.TempDir()
+	env := []string{"REQUESTS_CA_BUNDLE=" + s.rootPEM()}
+	common := []string{"--non-interactive", "--server", s.acmeURL + "/directory",
+		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"),
+		"--logs-dir", filepath.Join(dir, "logs")}
+	const name = "certbot.example.com"
+	s.run(t, env, certbot, append([]string{"certonly", "--standalone",
+		"--http-01-address", "127.0.0.1", "--http-01-port", strconv.Itoa(s.httpPort),
+		"-d", name, "-d", "www." + name, "--agree-tos", "-m", "ops@example.com"}, common...)...)
+	live := filepath.Join(dir, "config", "live", name)
+	full, err := os.ReadFile(filepath.Join(live, "fullchain.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkEmbeddedSCTs(t, full)
+	if s.ariRevoked(t, full) {
+		t.Errorf("ARI suggests renewing a fresh certificate at once")
+	}
+
+	// certbot renew reads the server, port and account from its renewal
+	// configuration, as a cron job would (which also sleeps up to 8 minutes
+	// first when there is no terminal, unless told not to).
+	s.run(t, env, certbot, append([]string{"renew", "--force-renewal", "--no-random-sleep-on-renew"}, common...)...)
+	renewed, err := os.ReadFile(filepath.Join(live, "fullchain.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(renewed) == string(full) {
+		t.Fatalf("certbot renew --force-renewal left the same certificate")
+	}
+	s.checkEmbeddedSCTs(t, renewed)
+
+	s.run(t, env, certbot, append([]string{"revoke", "--cert-path", filepath.Join(live, "cert.pem"),
+		"--reason", "keycompromise", "--no-delete-after-revoke"}, common...)...)
+	if !s.ariRevoked(t, renewed) {
+		t.Errorf("after certbot revoke, ARI does not suggest renewing at once: revocation not recorded")
+	}
+	if !strings.Contains(s.logs(), "reason=1") {
+		t.Errorf("no revocation with reason 1 (keyCompromise) in the server's log")
+	}
+	if s.ariRevoked(t, full) {
+		t.Errorf("the first certificate, which was not revoked, shows as revoked")
+	}
+}
+
+// TestACMELegoCLI runs Debian's lego (4.9.1) command against the binary:
+// an account with an email, a certificate through http-01 standalone with
+// embedded SCTs that verify, and revocation.
+func TestACMELegoCLI(t *testing.T) {
+	lego := lookClient(t, "lego")
+	s := startClientStage(t)
+	dir := t.TempDir()
+	env := []string{"LEGO_CA_CERTIFICATES=" + s.rootPEM()}
+	const name = "lego.example.com"
+	common := []string{"--server", s.acmeURL + "/directory", "--accept-tos", "--email", "ops@example.com",
+		"--path", dir, "--domains", name}
+	s.run(t, env, lego, append(common, "--domains", "www."+name,
+		"--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", s.httpPort), "run")...)
+	pemChain, err := os.ReadFile(filepath.Join(dir, "certificates", name+".crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkEmbeddedSCTs(t, pemChain)
+	// lego revokes the certificate it stored under the first domain.
+	s.run(t, env, lego, append(common, "revoke", "--reason", "4")...)
+	if !s.ariRevoked(t, pemChain) {
+		t.Errorf("after lego revoke, ARI does not suggest renewing at once: revocation not recorded")
+	}
+}
