@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/ctstage/ctstage/internal/sqlitedb"
 )
 
 // sqliteSchemaVersion is the PRAGMA user_version of the current schema;
@@ -186,27 +188,7 @@ func (s *SQLite) commit(group []*writeOp) {
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var v int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return err
-	}
-	if v > sqliteSchemaVersion {
-		return fmt.Errorf("schema version %d is newer than this ctstage's %d", v, sqliteSchemaVersion)
-	}
-	for ; v < sqliteSchemaVersion; v++ {
-		if _, err := tx.ExecContext(ctx, sqliteMigrations[v]); err != nil {
-			return fmt.Errorf("couldn't migrate to schema version %d: %w", v+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return sqlitedb.Migrate(ctx, s.db, sqliteMigrations[:sqliteSchemaVersion])
 }
 
 // Close implements Store. Writes in progress finish first.

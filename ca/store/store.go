@@ -15,6 +15,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/ctstage/ctstage/internal/sqlitedb"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -133,27 +135,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var v int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return err
-	}
-	if v > schemaVersion {
-		return fmt.Errorf("schema version %d is newer than this ctstage's %d", v, schemaVersion)
-	}
-	for ; v < schemaVersion; v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("couldn't migrate to schema version %d: %w", v+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return sqlitedb.Migrate(ctx, s.db, migrations[:schemaVersion])
 }
 
 // AddPrecertificate implements Store.
