@@ -1,8 +1,11 @@
 // Command ctstage is a Certificate Transparency staging environment in one
 // binary: RFC 6962 logs on an in-process Trillian, and the tools around them.
 //
-//	ctstage serve [flags]   run the logs (see DESIGN.md for the flags)
-//	ctstage bench [flags]   load-test a log's add-pre-chain
+//	ctstage serve [flags]        run the logs, the CA and ACME (see DESIGN.md for the flags)
+//	ctstage issue [flags]        get a certificate from a running serve's CA
+//	ctstage verify [flags] FILE  check SCTs, inclusion proofs and CT policies
+//	ctstage bench [flags]        load-test a log's add-pre-chain
+//	ctstage bench-scale [flags]  measure a log at two tree sizes
 //	ctstage issue [flags]   get a certificate from a running serve's CA
 //
 // Each subcommand has its own flag set: the libraries ctstage builds on
@@ -33,12 +36,11 @@ const (
 )
 
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
-	"serve": serveCmd,
-	"bench": benchCmd,
-	"issue": issueCmd,
-
-	"bench-scale": benchScaleCmd, // see benchscale.go
-	"verify":      verifyCmd,     // see verify.go
+	"serve":       serveCmd,
+	"issue":       issueCmd,
+	"verify":      verifyCmd,
+	"bench":       benchCmd,
+	"bench-scale": benchScaleCmd,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -64,10 +66,11 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: ctstage <command> [flags]
 
 commands:
-  serve   run the CT logs (RFC 6962) on an in-process Trillian
-  bench   submit unique precertificate chains to a log and report throughput and merge delay
-  issue   ask a running serve's CA for a certificate with embedded SCTs; prints the chain in PEM
-  verify  check a certificate's (or a TLS server's) SCTs, inclusion proofs and Chrome/Apple/Mozilla CT policies
+  serve        run the CT logs, the staging CA and ACME (see DESIGN.md and README.md)
+  issue        ask a running serve's CA for a certificate with embedded SCTs; prints the chain in PEM
+  verify       check a certificate's (or a TLS server's) SCTs, inclusion proofs and Chrome/Apple/Mozilla CT policies
+  bench        submit unique precertificate chains to a log and report throughput and merge delay
+  bench-scale  grow a log to N entries and measure adds, proofs, get-entries and disk use at two sizes
 
 Run "ctstage <command> -h" for a command's flags.
 `)
