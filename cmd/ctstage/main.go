@@ -6,7 +6,6 @@
 //	ctstage verify [flags] FILE  check SCTs, inclusion proofs and CT policies
 //	ctstage bench [flags]        load-test a log's add-pre-chain
 //	ctstage bench-scale [flags]  measure a log at two tree sizes
-//	ctstage issue [flags]   get a certificate from a running serve's CA
 //
 // Each subcommand has its own flag set: the libraries ctstage builds on
 // register global flags of their own, which ctstage never parses.
