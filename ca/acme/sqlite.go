@@ -85,12 +85,7 @@ const sqliteReaders = 8
 // OpenSQLite opens (creating or migrating) the store at path, normally
 // --data/acme.db. It refuses a database from a newer ctstage.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
-	v := url.Values{}
-	v.Add("_pragma", "busy_timeout(10000)")
-	v.Add("_pragma", "journal_mode(WAL)")
-	v.Add("_pragma", "synchronous(FULL)")
-	v.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+v.Encode())
+	db, err := sql.Open("sqlite", sqlitedb.DSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open ACME database %s: %w", path, err)
 	}

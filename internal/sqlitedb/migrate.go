@@ -1,11 +1,13 @@
 // Package sqlitedb holds what ctstage's SQLite databases (the CA's records,
-// the ACME state) share: schema migration by PRAGMA user_version.
+// the ACME state) share: the connection settings and schema migration by
+// PRAGMA user_version.
 package sqlitedb
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 )
 
 // Migrate brings db's schema to version len(migrations) in one
@@ -34,4 +36,19 @@ func Migrate(ctx context.Context, db *sql.DB, migrations []string) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// DSN is the modernc.org/sqlite data source name for a database file of
+// ctstage's: WAL with synchronous=FULL (a commit that returned survives a
+// crash and power loss), foreign keys on, a 10 s busy timeout and
+// BEGIN IMMEDIATE transactions, so that writers queue instead of failing
+// with "database is locked".
+func DSN(path string) string {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(10000)")
+	v.Add("_pragma", "foreign_keys(1)")
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "synchronous(FULL)")
+	v.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
 }
