@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-acme/lego/v5/certificate"
 	"github.com/go-acme/lego/v5/challenge/http01"
-	"github.com/go-acme/lego/v5/lego"
 
 	"github.com/ctstage/ctstage/internal/serve"
 	"github.com/ctstage/ctstage/internal/testenv"
@@ -62,18 +61,7 @@ func TestACMEMySQL(t *testing.T) {
 		}
 	}
 
-	st2, err := serve.Start(ctx, serve.Options{DataDir: dir, LogAddr: "127.0.0.1:0", Storage: spec, Logger: testLogger(),
-		NoFinalSubmission: true, ACMEAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Stage = st2 // the cleanup shuts this one down
-	cfg := lego.NewConfig(&legoUser{key: u.key})
-	cfg.CADirURL, cfg.HTTPClient = st2.ACMEURL+"/directory", s.httpClient()
-	c2, err := lego.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c2 := s.restart(t, ctx, dir, spec, u.key)
 	acct, err := c2.Registration.ResolveAccountByKey(ctx)
 	if err != nil || acct.Status != "valid" {
 		t.Fatalf("account after restart: %v, %v", acct, err)

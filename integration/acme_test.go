@@ -334,18 +334,7 @@ func TestACMERestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Stage = nil
-	st2, err := serve.Start(ctx, serve.Options{DataDir: dir, LogAddr: "127.0.0.1:0", Storage: "sqlite", Logger: testLogger(),
-		NoFinalSubmission: true, ACMEAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Stage = st2 // the cleanup shuts this one down
-	cfg := lego.NewConfig(&legoUser{key: u.key})
-	cfg.CADirURL, cfg.HTTPClient = st2.ACMEURL+"/directory", s.httpClient()
-	c, err := lego.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := s.restart(t, ctx, dir, "sqlite", u.key)
 	acct, err := c.Registration.ResolveAccountByKey(ctx)
 	if err != nil {
 		t.Fatalf("account after restart: %v", err)
@@ -353,6 +342,26 @@ func TestACMERestart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, serve.ACMEStoreFile)); err != nil || acct.Status != "valid" {
 		t.Errorf("account %v, store %v", acct, err)
 	}
+}
+
+// restart starts ctstage again on dir and storage, after s was shut down,
+// and returns a lego client for an account key that knows nothing of its
+// registration, so that the account must be found by key.
+func (s *acmeStage) restart(t testing.TB, ctx context.Context, dir, storage string, key crypto.Signer) *lego.Client {
+	t.Helper()
+	st, err := serve.Start(ctx, serve.Options{DataDir: dir, LogAddr: "127.0.0.1:0", Storage: storage, Logger: testLogger(),
+		NoFinalSubmission: true, ACMEAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stage = st // the cleanup shuts this one down
+	cfg := lego.NewConfig(&legoUser{key: key})
+	cfg.CADirURL, cfg.HTTPClient = st.ACMEURL+"/directory", s.httpClient()
+	c, err := lego.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func asProblem(err error, pd **acme.ProblemDetails) bool {

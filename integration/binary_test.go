@@ -170,18 +170,7 @@ func TestServeBinary(t *testing.T) {
 		t.Errorf("second serve on the same --data: %v\n%s", err, out)
 	}
 
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-s.done:
-		s.done <- err
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v\n%s", err, s.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit 30 s after SIGTERM")
-	}
+	s.term(t)
 	logs := s.stderr.String()
 	if !strings.Contains(logs, "msg=request") || !strings.Contains(logs, "path=/metrics") {
 		t.Errorf("no request log line for /metrics:\n%s", logs)
@@ -226,13 +215,7 @@ func TestServeUsage(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, bin, tc.args...).CombinedOutput()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			code := exitCode(t, err)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s", code, tc.code, out)
 			}
@@ -241,4 +224,35 @@ func TestServeUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// term stops the process with SIGTERM and expects a clean exit.
+func (s *server) term(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, tail(s.stderr.String(), 2000))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit 30 s after SIGTERM")
+	}
+}
+
+// exitCode is the exit status carried by err from exec's Run or Output: 0
+// for nil; a command that could not run at all fails the test.
+func exitCode(t testing.TB, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }

@@ -85,13 +85,7 @@ func runServeToExit(t *testing.T, args ...string) (code int, out string, took ti
 	if ctx.Err() != nil {
 		t.Fatalf("ctstage serve still running after %v: it did not refuse the bad storage\n%s", took, tail(string(b), 2000))
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, string(b), took
+	return exitCode(t, err), string(b), took
 }
 
 // dbDigest is the SHA-256 of --data/trillian.db, or "" when there is none.
@@ -213,23 +207,6 @@ func serveOnce(t *testing.T, data string) {
 		waitForSTH(t, c, 20, 5*time.Second)
 	}
 	s.term(t)
-}
-
-// term stops the process with SIGTERM and expects a clean exit.
-func (s *server) term(t testing.TB) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-s.done:
-		s.done <- err
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, tail(s.stderr.String(), 2000))
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit 30 s after SIGTERM")
-	}
 }
 
 // mountTmpfs mounts a tmpfs of the given size (e.g. "4m") on dir, creating

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,13 +173,7 @@ func TestVerifyCAIssued(t *testing.T) {
 		{[]string{"verify", "--log-list", vs.logList, "--policy", "opera", good}, 2, ""},
 	} {
 		out, err := exec.Command(bin, tc.args...).CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		code := exitCode(t, err)
 		if code != tc.code || !strings.Contains(string(out), tc.out) {
 			t.Errorf("ctstage %q: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.out, out)
 		}

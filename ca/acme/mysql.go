@@ -241,20 +241,7 @@ func (s *MySQL) UpdateOrder(ctx context.Context, o *Order) error {
 
 // OrderIDs implements Store.
 func (s *MySQL) OrderIDs(ctx context.Context, accountID string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id FROM acme_orders WHERE account = ? ORDER BY created_ms, id", accountID)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't list orders: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("couldn't list orders: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return orderIDs(s.db.QueryContext(ctx, "SELECT id FROM acme_orders WHERE account = ? ORDER BY created_ms, id", accountID))
 }
 
 // Authz implements Store.

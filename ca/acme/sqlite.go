@@ -298,20 +298,7 @@ func (s *SQLite) UpdateOrder(ctx context.Context, o *Order) error {
 
 // OrderIDs implements Store.
 func (s *SQLite) OrderIDs(ctx context.Context, accountID string) ([]string, error) {
-	rows, err := s.rd.QueryContext(ctx, "SELECT id FROM orders WHERE account = ? ORDER BY created_ms, id", accountID)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't list orders: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("couldn't list orders: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return orderIDs(s.rd.QueryContext(ctx, "SELECT id FROM orders WHERE account = ? ORDER BY created_ms, id", accountID))
 }
 
 // Authz implements Store.

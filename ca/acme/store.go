@@ -2,7 +2,9 @@ package acme
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -121,4 +123,22 @@ type Store interface {
 	UpdateCertificate(ctx context.Context, c *Certificate) error
 
 	Close() error
+}
+
+// orderIDs reads the order IDs a listing query returns; its arguments are
+// QueryContext's results, so that each store passes its own query.
+func orderIDs(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list orders: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("couldn't list orders: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
