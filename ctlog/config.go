@@ -1,19 +1,16 @@
 package ctlog
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
+	"slices"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
-// Config is the logs' part of ctstage's YAML configuration. This commented
-// struct is the reference for the file format; unknown keys are errors.
+// Config is the logs section of ctstage's YAML config file (docs/config.md),
+// which package internal/config decodes strictly: unknown keys are errors.
+// This commented struct is the reference for the section's keys.
 type Config struct {
 	// Operators run the shards. A certificate that must satisfy browser
 	// policies needs SCTs from two distinct operators, so the default has two.
@@ -127,39 +124,25 @@ func halfYears(now time.Time) []time.Time {
 	return out
 }
 
-// LoadConfig reads a YAML config strictly: unknown keys are errors. Fields
-// left out take their defaults; a file without operators gets the default
-// topology.
-func LoadConfig(path string, now time.Time) (Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("couldn't read config: %w", err)
+// Resolve returns c, as decoded from the logs section of ctstage's config
+// file, with the defaults of the fields left out filled in (the default
+// topology when c names no operators), and validates it. Package
+// internal/config reads the file; c is not modified.
+func (c Config) Resolve(now time.Time) (Config, error) {
+	ops := make([]Operator, len(c.Operators))
+	for i, o := range c.Operators {
+		o.Shards = slices.Clone(o.Shards)
+		ops[i] = o
 	}
-	return ParseConfig(b, now)
-}
-
-// configFile is the file's top level; the logs' section is "logs".
-type configFile struct {
-	Logs Config `yaml:"logs"`
-}
-
-// ParseConfig decodes a YAML config; see LoadConfig.
-func ParseConfig(b []byte, now time.Time) (Config, error) {
-	var f configFile
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("couldn't parse config: %w", err)
+	c.Operators = ops
+	if len(c.Operators) == 0 {
+		c.Operators = DefaultConfig(now).Operators
 	}
-	cfg := f.Logs
-	if len(cfg.Operators) == 0 {
-		cfg.Operators = DefaultConfig(now).Operators
-	}
-	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
-	return cfg, nil
+	return c, nil
 }
 
 func (c *Config) setDefaults() {

@@ -1,9 +1,13 @@
 package ctlog
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDefaultConfig(t *testing.T) {
@@ -46,28 +50,37 @@ func TestDefaultConfig(t *testing.T) {
 	}
 }
 
-func TestParseConfig(t *testing.T) {
+// resolve decodes a logs section strictly, as internal/config does, and
+// resolves it.
+func resolve(section string, now time.Time) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(strings.NewReader(section))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	return c.Resolve(now)
+}
+
+func TestResolve(t *testing.T) {
 	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name, yaml, wantErr string
 	}{
 		{"Empty", "", ""},
-		{"OnlyTuning", "logs:\n  sequencer_interval: 50ms\n", ""},
-		{"UnknownKey", "logs:\n  sequencer_intervall: 50ms\n", "sequencer_intervall"},
-		{"UnknownTopLevel", "logz: {}\n", "logz"},
-		{"BadShardName", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: Bad_Name\n", "shard name"},
-		{"LongShardName", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: abcdefghijklmnopqrstuvwxyz\n", "shard name"},
-		{"DuplicateShard", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n    - name: a\n", "twice"},
-		{"HalfWindow", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      not_after_start: 2026-01-01T00:00:00Z\n", "both"},
-		{"InvertedWindow", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      not_after_start: 2027-01-01T00:00:00Z\n      not_after_limit: 2026-01-01T00:00:00Z\n", "before"},
-		{"BadState", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      state: pending\n", "state"},
-		{"NoShards", "logs:\n  operators:\n  - name: A\n", "no shards"},
-		{"NoOperatorName", "logs:\n  operators:\n  - shards:\n    - name: a\n", "no name"},
-		{"TinyBody", "logs:\n  max_body_bytes: 10\n", "max_body_bytes"},
-		{"NotYAML", "logs: [\n", "parse"},
+		{"OnlyTuning", "sequencer_interval: 50ms\n", ""},
+		{"BadShardName", "operators:\n- name: A\n  shards:\n  - name: Bad_Name\n", "shard name"},
+		{"LongShardName", "operators:\n- name: A\n  shards:\n  - name: abcdefghijklmnopqrstuvwxyz\n", "shard name"},
+		{"DuplicateShard", "operators:\n- name: A\n  shards:\n  - name: a\n  - name: a\n", "twice"},
+		{"HalfWindow", "operators:\n- name: A\n  shards:\n  - name: a\n    not_after_start: 2026-01-01T00:00:00Z\n", "both"},
+		{"InvertedWindow", "operators:\n- name: A\n  shards:\n  - name: a\n    not_after_start: 2027-01-01T00:00:00Z\n    not_after_limit: 2026-01-01T00:00:00Z\n", "before"},
+		{"BadState", "operators:\n- name: A\n  shards:\n  - name: a\n    state: pending\n", "state"},
+		{"NoShards", "operators:\n- name: A\n", "no shards"},
+		{"NoOperatorName", "operators:\n- shards:\n  - name: a\n", "no name"},
+		{"TinyBody", "max_body_bytes: 10\n", "max_body_bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := ParseConfig([]byte(tc.yaml), now)
+			cfg, err := resolve(tc.yaml, now)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
@@ -78,7 +91,7 @@ func TestParseConfig(t *testing.T) {
 			}
 		})
 	}
-	cfg, err := ParseConfig([]byte("logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n"), now)
+	cfg, err := resolve("operators:\n- name: A\n  shards:\n  - name: a\n", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,24 +101,14 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
-// FuzzParseConfig feeds arbitrary YAML to the config parser: it returns a
-// config that validates, or an error, and never panics.
-func FuzzParseConfig(f *testing.F) {
-	for _, seed := range []string{
-		"", "logs: {}\n", "logs:\n  sequencer_interval: 5ms\n",
-		"logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      not_after_start: 2026-01-01T00:00:00Z\n      not_after_limit: 2026-07-01T00:00:00Z\n",
-		"logs:\n  operators: [{name: A, shards: [{name: a, state: readonly, mmd: 1h}]}]\n", "logs: [", "\x00",
-	} {
-		f.Add([]byte(seed))
+// TestResolveKeepsInput checks that Resolve fills in a copy: the decoded
+// section it was given keeps its zero fields.
+func TestResolveKeepsInput(t *testing.T) {
+	in := Config{Operators: []Operator{{Name: "A", Shards: []Shard{{Name: "a"}}}}}
+	if _, err := in.Resolve(time.Now()); err != nil {
+		t.Fatal(err)
 	}
-	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		cfg, err := ParseConfig(b, now)
-		if err != nil {
-			return
-		}
-		if err := cfg.Validate(); err != nil {
-			t.Fatalf("ParseConfig returned a config that does not validate: %v", err)
-		}
-	})
+	if s := in.Operators[0].Shards[0]; s.MMD != 0 || s.State != "" || in.SequencerInterval != 0 {
+		t.Errorf("Resolve modified its input: %+v", in)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ctstage/ctstage/ctlog"
+	"github.com/ctstage/ctstage/internal/config"
 	"github.com/ctstage/ctstage/internal/logging"
 	"github.com/ctstage/ctstage/internal/testca"
 	"github.com/ctstage/ctstage/storage"
@@ -84,11 +85,11 @@ func newTestLog(tb testing.TB, cfg ctlog.Config) *testLog {
 // parseConfig parses a YAML config for a test.
 func parseConfig(tb testing.TB, yaml string) ctlog.Config {
 	tb.Helper()
-	cfg, err := ctlog.ParseConfig([]byte(yaml), time.Now())
+	cfg, err := config.Parse([]byte(yaml), time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return cfg
+	return cfg.Logs
 }
 
 // oneShard is a config with a single shard "test" that takes any NotAfter

@@ -61,6 +61,13 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
+// NewMetricFactory returns a Trillian monitoring.MetricFactory that
+// registers into reg, each name prefixed with prefix; for the storage,
+// whose metrics ctlog does not create.
+func NewMetricFactory(reg prometheus.Registerer, prefix string) monitoring.MetricFactory {
+	return metricFactory{reg: reg, prefix: prefix}
+}
+
 // metricFactory gives Trillian and ctfe a monitoring.MetricFactory that
 // registers into a prometheus.Registerer instead of the global registry.
 type metricFactory struct {

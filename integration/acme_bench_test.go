@@ -54,9 +54,9 @@ const acmeBenchClients = 16
 // and polls an authorization or order that is not final yet every 5 ms,
 // ignoring Pebble's Retry-After (3 and 5 s), which would otherwise measure
 // Retry-After rather than Pebble. It reports flows/s and the p50 and p99
-// of one flow's latency, and the server process's CPU time (user and
-// system) per flow, which depends less than the others on what else the
-// machine runs. CTSTAGE_BENCH_ARGS adds arguments to `ctstage serve`.
+// of one flow's latency, the server process's CPU time (user and system)
+// per flow, which depends less than the others on what else the machine
+// runs, and the clients' (this process's) CPU time per flow. CTSTAGE_BENCH_ARGS adds arguments to `ctstage serve`.
 //
 // Pebble v2.10.1 sometimes deadlocks under this load (MemoryStore's
 // RWMutex taken again for reading under an authorization's lock while
@@ -86,7 +86,9 @@ func BenchmarkACMEFlows(b *testing.B) {
 // 127.0.0.1:6060" to profile the server, or "--no-final-submission".
 func acmeBenchArgs() []string { return strings.Fields(os.Getenv("CTSTAGE_BENCH_ARGS")) }
 
-// serverCPU is the user and system CPU time process pid has used.
+// serverCPU is the user and system CPU time process pid has used; the
+// benchmark also reads its own, the clients' (the servers run in other
+// processes).
 func serverCPU(b *testing.B, pid int) time.Duration {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -219,7 +221,7 @@ func benchFlows(b *testing.B, directory string, roots *x509.CertPool, pid int) {
 	}
 	close(next)
 	b.ResetTimer()
-	cpu0 := serverCPU(b, pid)
+	cpu0, client0 := serverCPU(b, pid), serverCPU(b, os.Getpid())
 	start := time.Now()
 	for _, c := range clients {
 		wg.Go(func() {
@@ -241,7 +243,7 @@ func benchFlows(b *testing.B, directory string, roots *x509.CertPool, pid int) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := serverCPU(b, pid) - cpu0
+	cpu, clientCPU := serverCPU(b, pid)-cpu0, serverCPU(b, os.Getpid())-client0
 	b.StopTimer()
 	if firstErr != nil {
 		b.Fatalf("flow: %v", firstErr)
@@ -254,6 +256,7 @@ func benchFlows(b *testing.B, directory string, roots *x509.CertPool, pid int) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "server-cpu-ms/flow")
+	b.ReportMetric(float64(clientCPU.Microseconds())/1000/float64(b.N), "client-cpu-ms/flow")
 }
 
 // flowClient is a minimal ACME client (RFC 8555) with one ES256 account,

@@ -34,26 +34,29 @@ const (
 type Limit struct {
 	// Count is the number of events allowed in a window; 0 turns the
 	// limit off.
-	Count int `yaml:"count" json:"count"`
-	// Window is the length of the sliding window.
-	Window time.Duration `yaml:"window" json:"window"`
+	Count int `yaml:"count"`
+	// Window is the length of the sliding window; it must be positive
+	// when Count is.
+	Window time.Duration `yaml:"window"`
 }
 
-// Config are the limits; Defaults are the staging environment's.
+// Config are the limits; Defaults are the staging environment's. The
+// yaml keys are those of the rate_limits section of ctstage's config
+// file (see Section).
 type Config struct {
 	// Disabled turns every limit off.
-	Disabled bool `yaml:"disabled" json:"disabled"`
+	Disabled bool `yaml:"disabled"`
 	// CertificatesPerDomain: certificates per registered domain (public
 	// suffix list) per window.
-	CertificatesPerDomain Limit `yaml:"certificatesPerDomain" json:"certificatesPerDomain"`
+	CertificatesPerDomain Limit `yaml:"certificates_per_domain"`
 	// DuplicateCertificates: certificates for exactly the same set of names.
-	DuplicateCertificates Limit `yaml:"duplicateCertificates" json:"duplicateCertificates"`
+	DuplicateCertificates Limit `yaml:"duplicate_certificates"`
 	// FailedValidations: failed validations per account per hostname.
-	FailedValidations Limit `yaml:"failedValidations" json:"failedValidations"`
+	FailedValidations Limit `yaml:"failed_validations"`
 	// AccountsPerIP: new accounts per client IP address.
-	AccountsPerIP Limit `yaml:"accountsPerIP" json:"accountsPerIP"`
+	AccountsPerIP Limit `yaml:"accounts_per_ip"`
 	// OrdersPerAccount: new orders per account.
-	OrdersPerAccount Limit `yaml:"ordersPerAccount" json:"ordersPerAccount"`
+	OrdersPerAccount Limit `yaml:"orders_per_account"`
 }
 
 // Defaults are the staging environment's limits.

@@ -33,7 +33,7 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.IntVar(&o.VATLSPort, "va-tls-port", 443, "port the validator connects to for tls-alpn-01")
 	fs.StringVar(&o.DNSAddr, "dns-addr", "127.0.0.1:8053", `loopback address of the built-in DNS server, UDP and TCP ("" for none)`)
 	fs.StringVar(&o.DNSMgmtAddr, "dns-mgmt-addr", "127.0.0.1:8055", `loopback address of the DNS management API: POST /set-txt, /clear-txt ("" for none)`)
-	noLimits := fs.Bool("no-rate-limits", false, "turn the ACME rate limits off")
+	noLimits := fs.Bool("no-rate-limits", false, "turn every ACME rate limit off, whatever --config says")
 	noFinal := fs.Bool("no-final-submission", false, "don't submit final certificates to the logs after issuance")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's /debug/pprof/ profiles on this (loopback) address")

@@ -49,6 +49,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ctstage/ctstage/ctlog"
+	"github.com/ctstage/ctstage/internal/config"
 	"github.com/ctstage/ctstage/internal/loadgen"
 	"github.com/ctstage/ctstage/storage"
 )
@@ -213,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer store.Close()
 
-	lcfg, err := ctlog.ParseConfig(fmt.Appendf(nil, `
+	lcfg, err := config.Parse(fmt.Appendf(nil, `
 logs:
   sequencer_batch_size: %d
   operators:
@@ -231,7 +232,7 @@ logs:
 	baseURL := "http://" + lis.Addr().String()
 	srv, err := ctlog.New(ctx, ctlog.Options{
 		DataDir:      cfg.DataDir,
-		Config:       lcfg,
+		Config:       lcfg.Logs,
 		LogStorage:   store.Log,
 		AdminStorage: store.Admin,
 		RootFiles:    []string{filepath.Join(caDir, loadgen.CARootFile)},

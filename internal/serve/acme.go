@@ -146,6 +146,9 @@ func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone)
 	if opts.RateLimits != nil {
 		limits = *opts.RateLimits
 	}
+	if d := limits.Differences(); len(d) > 0 {
+		st.log.Info("ACME rate limits differ from the staging defaults", "rate_limits", strings.Join(d, " "))
+	}
 	return acme.New(acme.Options{
 		CA: st.CA, Hierarchy: st.Hierarchy, Chains: chains, Store: p.store,
 		Validator: va.New(va.Options{Zone: zone, HTTPPort: opts.VAHTTPPort, TLSPort: opts.VATLSPort,

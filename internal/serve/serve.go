@@ -25,6 +25,7 @@ import (
 	"github.com/ctstage/ctstage/ca/ratelimit"
 	castore "github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/ctlog"
+	"github.com/ctstage/ctstage/internal/config"
 	"github.com/ctstage/ctstage/internal/logging"
 	"github.com/ctstage/ctstage/storage"
 )
@@ -69,7 +70,9 @@ type Options struct {
 	// DNSMgmtAddr is the loopback address of the DNS management API
 	// (POST /set-txt, /clear-txt, ...); "" serves none.
 	DNSMgmtAddr string
-	// RateLimits are the ACME rate limits; nil is ratelimit.Defaults().
+	// RateLimits, when set, are the ACME rate limits, in place of the
+	// config file's acme.rate_limits; nil takes the file's, or
+	// ratelimit.Defaults() without one.
 	RateLimits *ratelimit.Config
 }
 
@@ -95,7 +98,7 @@ type Stage struct {
 	serveErr chan error
 	unlock   func()
 	caReady  atomic.Bool
-	caStore  *castore.SQLite
+	caStore  castore.Store
 	mgmt     *http.Server
 	mgmtErr  chan error
 	// caHandler serves the CA's issuer certificates and CRLs under /ca/.
@@ -130,6 +133,7 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.RateLimits = &cfg.RateLimits // what the ACME server enforces
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory: %w", err)
 	}
@@ -162,16 +166,16 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 			lis.Close()
 		}
 	}()
-	store, err := storage.Open(ctx, opts.Storage, opts.DataDir, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := storage.Open(ctx, opts.Storage, opts.DataDir, ctlog.NewMetricFactory(reg, "ctstage_storage_"))
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	st = &Stage{LogURL: "http://" + lis.Addr().String(), Hierarchy: h, log: opts.Logger, store: store, unlock: unlock}
 	st.Logs, err = ctlog.New(ctx, ctlog.Options{
 		DataDir:      opts.DataDir,
-		Config:       cfg,
+		Config:       cfg.Logs,
 		LogStorage:   store.Log,
 		AdminStorage: store.Admin,
 		RootFiles:    roots,
@@ -276,11 +280,25 @@ func Run(ctx context.Context, opts Options) error {
 	return errors.Join(serveErr, st.Shutdown(sctx))
 }
 
-func loadConfig(opts Options) (ctlog.Config, error) {
-	if opts.ConfigFile == "" {
-		return ctlog.DefaultConfig(opts.Now()), nil
+// loadConfig reads opts.ConfigFile, or takes the defaults without one.
+// The rate limits are, first to last: opts.RateLimits when set (which
+// --no-rate-limits sets to Disabled), the file's acme.rate_limits, the
+// staging defaults.
+func loadConfig(opts Options) (config.Config, error) {
+	cfg := config.Default(opts.Now())
+	if opts.ConfigFile != "" {
+		var err error
+		if cfg, err = config.Load(opts.ConfigFile, opts.Now()); err != nil {
+			return config.Config{}, err
+		}
 	}
-	return ctlog.LoadConfig(opts.ConfigFile, opts.Now())
+	if opts.RateLimits != nil {
+		if err := opts.RateLimits.Validate(); err != nil {
+			return config.Config{}, fmt.Errorf("invalid Options.RateLimits: %w", err)
+		}
+		cfg.RateLimits = *opts.RateLimits
+	}
+	return cfg, nil
 }
 
 // checkRoots refuses an --extra-roots file without a parsable certificate,

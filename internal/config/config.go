@@ -1,0 +1,175 @@
+// Package config reads ctstage's YAML config file (docs/config.md) and
+// hands each package its section: logs to ctlog (ctlog.Config) and
+// acme.rate_limits to ca/ratelimit (ratelimit.Section). Each package keeps
+// its section's type, defaults and validation; this package only decodes
+// the file, strictly: an unknown key at any level is an error.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ctstage/ctstage/ca/ratelimit"
+	"github.com/ctstage/ctstage/ctlog"
+)
+
+// File is the layout of the file; the section types are the reference
+// for their keys. Every section is optional.
+type File struct {
+	// Logs configures the CT logs and their sequencer.
+	Logs ctlog.Config `yaml:"logs"`
+	// ACME configures the ACME server.
+	ACME ACME `yaml:"acme"`
+}
+
+// ACME is the file's acme section.
+type ACME struct {
+	// RateLimits are the ACME rate limits; a limit left out keeps the
+	// staging default (ratelimit.Defaults).
+	RateLimits ratelimit.Section `yaml:"rate_limits"`
+}
+
+// Config is a file's settings with the defaults filled in, validated.
+type Config struct {
+	// Logs are the logs' settings.
+	Logs ctlog.Config
+	// RateLimits are the ACME rate limits.
+	RateLimits ratelimit.Config
+}
+
+// Default is the configuration without a file: the default topology
+// (ctlog.DefaultConfig) and the staging rate limits.
+func Default(now time.Time) Config {
+	return Config{Logs: ctlog.DefaultConfig(now), RateLimits: ratelimit.Defaults()}
+}
+
+// Load reads and parses the file at path; see Parse.
+func Load(path string, now time.Time) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("couldn't read config: %w", err)
+	}
+	cfg, err := Parse(b, now)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes a config file strictly and resolves every section: keys
+// left out take their defaults (an empty file is Default(now)), and a
+// value out of range is an error that names its key.
+func Parse(b []byte, now time.Time) (Config, error) {
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("couldn't parse config: %w", withKeys(err, b))
+	}
+	logs, err := f.Logs.Resolve(now)
+	if err != nil {
+		return Config{}, err // ctlog's errors start with "config: "
+	}
+	limits, err := f.ACME.RateLimits.Config()
+	if err != nil {
+		return Config{}, fmt.Errorf("config: acme.rate_limits.%w", err)
+	}
+	return Config{Logs: logs, RateLimits: limits}, nil
+}
+
+// lineRE finds the line number yaml.v3 puts at the start of each of a
+// TypeError's messages.
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// withKeys prefixes each message of a yaml.TypeError (a wrong type, an
+// unknown key) with the dotted path of the key on its line, such as
+// "acme.rate_limits.orders_per_account.window"; yaml.v3 reports only
+// the line. Other errors are returned as they are.
+func withKeys(err error, b []byte) error {
+	var te *yaml.TypeError
+	var root yaml.Node
+	if !errors.As(err, &te) || yaml.Unmarshal(b, &root) != nil {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = m
+		sub := lineRE.FindStringSubmatch(m)
+		if sub == nil {
+			continue
+		}
+		line, _ := strconv.Atoi(sub[1])
+		if key := keyAt(&root, line); key != "" {
+			msgs[i] = key + ": " + m
+		}
+	}
+	return errors.New(strings.Join(msgs, "\n"))
+}
+
+// keyAt is the dotted path of the key on line, or the longest path common
+// to all keys on it (a flow mapping such as "{count: 2, window: x}"
+// names its parent); "" when no key is on line.
+func keyAt(root *yaml.Node, line int) string {
+	var found [][]string
+	var walk func(n *yaml.Node, path []string)
+	walk = func(n *yaml.Node, path []string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := slices.Clone(path)
+				if len(p) > 0 {
+					p[len(p)-1] += "[" + strconv.Itoa(i) + "]"
+				}
+				walk(c, p)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := append(slices.Clone(path), k.Value)
+				if k.Line == line {
+					found = append(found, p)
+				}
+				walk(v, p)
+			}
+		}
+	}
+	walk(root, nil)
+	if len(found) == 0 {
+		return ""
+	}
+	common := found[0]
+	for _, p := range found[1:] {
+		n := 0
+		for n < len(common) && n < len(p) && common[n] == p[n] {
+			n++
+		}
+		if n < len(common) && n < len(p) && unindexed(common[n]) == unindexed(p[n]) {
+			common = append(common[:n:n], unindexed(p[n])) // items of one list: name the list
+			n++
+		}
+		common = common[:n]
+	}
+	return strings.Join(common, ".")
+}
+
+// unindexed is a path element without its "[i]".
+func unindexed(key string) string {
+	if i := strings.LastIndexByte(key, '['); i > 0 && strings.HasSuffix(key, "]") {
+		return key[:i]
+	}
+	return key
+}
