@@ -57,6 +57,7 @@ type CA struct {
 	linter  *linter
 	metrics *metrics
 	urls    map[*Issuer]issuerURLs
+	crls    *crlCache // see Revoke and Handler
 
 	bg       sync.WaitGroup
 	bgCtx    context.Context
@@ -118,7 +119,7 @@ func New(opts Options) (*CA, error) {
 		return nil, err
 	}
 	base := strings.TrimRight(opts.BaseURL, "/")
-	c := &CA{opts: opts, linter: l, metrics: m, urls: map[*Issuer]issuerURLs{
+	c := &CA{opts: opts, linter: l, metrics: m, crls: newCRLCache(), urls: map[*Issuer]issuerURLs{
 		h.ECDSAIntermediate: {issuer: base + "/issuers/ecdsa.der", crl: base + "/crl/ecdsa.crl"},
 		h.RSAIntermediate:   {issuer: base + "/issuers/rsa.der", crl: base + "/crl/rsa.crl"},
 	}}

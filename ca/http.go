@@ -1,21 +1,20 @@
 package ca
 
 import (
-	"crypto/rand"
-	"crypto/x509"
-	"math/big"
 	"net/http"
-	"time"
 )
 
 // Handler serves what the CA's certificates point to, under the path of
 // Options.BaseURL (mount it with http.StripPrefix):
 //
 //	GET /issuers/{ecdsa,rsa}.der   the intermediate (AIA caIssuers), DER
-//	GET /crl/{ecdsa,rsa}.crl       a fresh, empty CRL of that intermediate
+//	GET /crl/{ecdsa,rsa}.crl       the intermediate's CRL, DER
 //
-// Nothing is revoked yet: the CRLs are empty, signed on each request, with a
-// nextUpdate a week ahead.
+// Each CRL is a full CRL of its intermediate (no issuing distribution
+// point): every certificate it issued that is revoked and not expired,
+// built as buildCRL says, signed at most crlCacheTTL before it is served
+// and never before the latest revocation. A failure to build one is a 500
+// with no detail; the cause goes to the log.
 func (c *CA) Handler() http.Handler {
 	mux := http.NewServeMux()
 	byName := map[string]*Issuer{"ecdsa": c.opts.Hierarchy.ECDSAIntermediate, "rsa": c.opts.Hierarchy.RSAIntermediate}
@@ -34,17 +33,15 @@ func (c *CA) Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		now := c.opts.Now()
-		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-			Number:     big.NewInt(now.Unix()),
-			ThisUpdate: now.Add(-time.Minute),
-			NextUpdate: now.Add(7 * 24 * time.Hour),
-		}, iss.Cert, iss.Signer)
+		der, err := c.crl(r.Context(), iss)
 		if err != nil {
-			http.Error(w, "couldn't sign the CRL", http.StatusInternalServerError)
+			c.opts.Logger.Error("couldn't serve a CRL", "issuer", iss, "err", err)
+			http.Error(w, "couldn't build the CRL", http.StatusInternalServerError)
 			return
 		}
 		w.Header().Set("Content-Type", "application/pkix-crl")
+		// Caches must ask again: a revocation shows in the next answer.
+		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(der)
 	})
 	return mux

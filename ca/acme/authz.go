@@ -134,6 +134,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request) error {
 // and the authorization become valid or invalid.
 func (s *Server) validate(ctx context.Context, a *Account, az *Authz, i int) error {
 	c := &az.Challenges[i]
+	start := time.Now()
 	var err error
 	if az.Identifier.Type == "dns" {
 		err = s.opts.Validator.CheckCAA(az.Identifier.Value, az.Wildcard)
@@ -143,10 +144,15 @@ func (s *Server) validate(ctx context.Context, a *Account, az *Authz, i int) err
 		err = s.opts.Validator.Validate(ctx, c.Type, az.Identifier.Type, strings.TrimPrefix(az.Identifier.Value, "*."), c.Token, keyAuth)
 	}
 	now := s.opts.Now().UTC().Truncate(time.Second)
+	var p *Problem
 	if err == nil {
 		c.Status, c.Validated, az.Status = statusValid, &now, statusValid
 	} else {
-		c.Status, c.Error, az.Status = statusInvalid, vaProblem(err).withIdentifier(az.Identifier), statusInvalid
+		p = vaProblem(err).withIdentifier(az.Identifier)
+		c.Status, c.Error, az.Status = statusInvalid, p, statusInvalid
+	}
+	s.metrics.validated(c.Type, p, time.Since(start))
+	if err != nil {
 		s.opts.Logger.Info("validation failed", "account", a.ID, "identifier", az.Identifier.Value, "type", c.Type, "err", err)
 		if err := s.recordLimit(ctx, ratelimit.FailedValidations, a.ID+":"+az.Identifier.Value); err != nil {
 			return err

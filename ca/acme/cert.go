@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	castore "github.com/ctstage/ctstage/ca/store"
 )
 
 // certificate serves POST-as-GET downloads (section 7.4.2):
@@ -59,8 +61,14 @@ type revokeReq struct {
 }
 
 // revoke revokes a certificate (section 7.6), signed by the account that
-// ordered it (kid) or by the certificate's key (jwk). The revocation is
-// recorded and shown by ARI; no CRL or OCSP carries it yet.
+// ordered it (kid) or by the certificate's key (jwk), through the CA
+// (ca.CA.Revoke): the revocation is in the CA's store, durably, before the
+// 200, and the intermediate's CRL lists it from then on. The CA's store is
+// the one record of revocations; ARI reads it too.
+//
+// Certificate.Revoked is only read: ctstage versions before the CA kept
+// revocations wrote them there. Such a revocation still answers
+// alreadyRevoked, and is copied to the CA (so to the CRL) on that occasion.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.authenticate(w, r, kidOrJWK)
 	if err != nil {
@@ -95,13 +103,24 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return badRevocationReason("reason %d is not allowed (0, 1, 3, 4, 5)", reason)
 	}
 	if c.Revoked {
+		err := s.opts.CA.Revoke(r.Context(), leaf.SerialNumber, c.RevocationReason, c.RevokedAt)
+		if err != nil && !errors.Is(err, castore.ErrAlreadyRevoked) {
+			return err
+		}
 		return alreadyRevoked("certificate %s was revoked at %s", c.Serial, c.RevokedAt.Format(time.RFC3339))
 	}
-	c.Revoked, c.RevocationReason, c.RevokedAt = true, reason, s.opts.Now()
-	if err := s.opts.Store.UpdateCertificate(r.Context(), c); err != nil {
+	err = s.opts.CA.Revoke(r.Context(), leaf.SerialNumber, reason, s.opts.Now())
+	if errors.Is(err, castore.ErrAlreadyRevoked) {
+		if rv, _ := s.opts.CA.Revocation(r.Context(), leaf.SerialNumber); rv != nil {
+			return alreadyRevoked("certificate %s was revoked at %s", c.Serial, rv.At.UTC().Format(time.RFC3339))
+		}
+		return alreadyRevoked("certificate %s is already revoked", c.Serial)
+	}
+	if err != nil {
 		return err
 	}
 	s.opts.Logger.Info("revoked", "serial", c.Serial, "reason", reason)
+	s.metrics.revoked(reason)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -126,7 +145,11 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	start := c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
 	end := c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 6)
-	if c.Revoked {
+	revoked, err := s.revoked(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	if revoked {
 		now := s.opts.Now()
 		start, end = now.Add(-time.Hour), now.Add(-time.Minute)
 	}
@@ -134,6 +157,20 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"suggestedWindow": map[string]time.Time{"start": start.UTC().Truncate(time.Second), "end": end.UTC().Truncate(time.Second)},
 	})
+}
+
+// revoked reports whether c is revoked: in the CA's store, or in c itself
+// for a revocation an older ctstage recorded there (see revoke).
+func (s *Server) revoked(ctx context.Context, c *Certificate) (bool, error) {
+	serial, ok := new(big.Int).SetString(c.Serial, 16)
+	if c.Revoked || !ok {
+		return c.Revoked, nil
+	}
+	rv, err := s.opts.CA.Revocation(ctx, serial)
+	if errors.Is(err, castore.ErrNotFound) {
+		return false, nil
+	}
+	return rv != nil, err
 }
 
 // certByARIID finds the certificate of an ARI certID and checks its AKI.

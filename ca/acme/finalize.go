@@ -25,7 +25,7 @@ const issueTimeout = 60 * time.Second
 
 // finalize checks the CSR and issues through the CA (section 7.4). It
 // answers once the certificate is issued (status valid) or issuance
-// failed (status invalid, with the order's error).
+// failed (status invalid, with the order's error), and counts the outcome.
 func (s *Server) finalize(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.authenticate(w, r, kidOnly)
 	if err != nil {
@@ -35,6 +35,13 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	err = s.finalizeOrder(w, r, q, o)
+	s.metrics.finalize(err)
+	return err
+}
+
+// finalizeOrder finalizes o, an order of the requesting account.
+func (s *Server) finalizeOrder(w http.ResponseWriter, r *http.Request, q *request, o *Order) error {
 	if st, err := s.orderStatus(r.Context(), o); err != nil {
 		return err
 	} else if st != statusReady {
@@ -148,6 +155,7 @@ func (s *Server) issue(ctx context.Context, o *Order, pub crypto.PublicKey) erro
 		return err
 	}
 	o.Status, o.CertSerial = statusValid, c.Serial
+	s.metrics.certificate(o.Profile)
 	return s.opts.Store.UpdateOrder(ctx, o)
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/ctstage/ctstage/internal/mysqldb"
 )
 
 // mysqlSchemaVersion is the version in acme_schema of the current
@@ -91,45 +93,7 @@ func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
 }
 
 func (s *MySQL) migrate(ctx context.Context) error {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", mysqlSchemaLock).Scan(&got); err != nil {
-		return err
-	}
-	if got.Int64 != 1 {
-		return errors.New("couldn't take the schema lock " + mysqlSchemaLock + " within 60 s")
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", mysqlSchemaLock)
-	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS acme_schema (version INT NOT NULL) ENGINE=InnoDB"); err != nil {
-		return err
-	}
-	var v int
-	switch err := conn.QueryRowContext(ctx, "SELECT version FROM acme_schema").Scan(&v); {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := conn.ExecContext(ctx, "INSERT INTO acme_schema (version) VALUES (0)"); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	}
-	if v > mysqlSchemaVersion {
-		return fmt.Errorf("schema version %d is newer than this ctstage's %d", v, mysqlSchemaVersion)
-	}
-	for ; v < mysqlSchemaVersion; v++ {
-		for _, stmt := range mysqlMigrations[v] {
-			if _, err := conn.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("couldn't migrate to schema version %d: %w", v+1, err)
-			}
-		}
-		if _, err := conn.ExecContext(ctx, "UPDATE acme_schema SET version = ?", v+1); err != nil {
-			return err
-		}
-	}
-	return nil
+	return mysqldb.Migrate(ctx, s.db, mysqlSchemaLock, "acme_schema", mysqlMigrations[:mysqlSchemaVersion])
 }
 
 // Close implements Store.

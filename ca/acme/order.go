@@ -69,6 +69,7 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) error {
 	if err := s.opts.Store.CreateOrder(r.Context(), o, authzs); err != nil {
 		return err
 	}
+	s.metrics.orders.Inc()
 	if err := s.recordLimit(r.Context(), ratelimit.OrdersPerAccount, q.account.ID); err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/ca/ratelimit"
 )
@@ -53,6 +55,9 @@ type Options struct {
 	// OrderLifetime is how long pending orders and authorizations live;
 	// default 7 days.
 	OrderLifetime time.Duration
+	// Registerer receives the ctstage_acme_* metrics; nil registers
+	// nothing.
+	Registerer prometheus.Registerer
 	// Logger receives one line per request. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -65,6 +70,7 @@ type Server struct {
 	nonces  *nonces
 	limiter *ratelimit.Limiter
 	mux     *http.ServeMux
+	metrics *metrics
 }
 
 // New builds a Server.
@@ -81,7 +87,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, nonces: newNonces(1 << 16)}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("acme: couldn't register metrics: %w", err)
+	}
+	s := &Server{opts: opts, nonces: newNonces(1 << 16), metrics: m}
 	if opts.LimitStore != nil {
 		s.limiter = ratelimit.New(opts.Limits, opts.LimitStore, opts.Now)
 	}
@@ -105,25 +115,27 @@ const (
 	pathRenewal    = "/acme/renewal-info/"
 )
 
+// routes names each route by its directory name (RFC 8555 section 7.1.1)
+// or resource; the name is the endpoint label of the metrics.
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.Handle("GET "+pathDirectory, s.wrap(s.directory))
-	m.Handle("HEAD "+pathNonce, s.wrap(s.newNonce))
-	m.Handle("GET "+pathNonce, s.wrap(s.newNonce))
-	m.Handle("POST "+pathNewAccount, s.wrap(s.newAccount))
-	m.Handle("POST "+pathAccount+"{id}", s.wrap(s.account))
-	m.Handle("POST "+pathAccount+"{id}/orders", s.wrap(s.orderList))
-	m.Handle("POST "+pathKeyChange, s.wrap(s.keyChange))
-	m.Handle("POST "+pathNewOrder, s.wrap(s.newOrder))
-	m.Handle("POST "+pathOrder+"{id}", s.wrap(s.order))
-	m.Handle("POST "+pathOrder+"{id}/finalize", s.wrap(s.finalize))
-	m.Handle("POST "+pathAuthz+"{id}", s.wrap(s.authz))
-	m.Handle("POST "+pathChallenge+"{authz}/{i}", s.wrap(s.challenge))
-	m.Handle("POST "+pathCert+"{serial}", s.wrap(s.certificate))
-	m.Handle("POST "+pathCert+"{serial}/{alt}", s.wrap(s.certificate))
-	m.Handle("POST "+pathRevoke, s.wrap(s.revoke))
-	m.Handle("GET "+pathRenewal+"{id}", s.wrap(s.renewalInfo))
-	m.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+	m.Handle("GET "+pathDirectory, s.wrap("directory", s.directory))
+	m.Handle("HEAD "+pathNonce, s.wrap("newNonce", s.newNonce))
+	m.Handle("GET "+pathNonce, s.wrap("newNonce", s.newNonce))
+	m.Handle("POST "+pathNewAccount, s.wrap("newAccount", s.newAccount))
+	m.Handle("POST "+pathAccount+"{id}", s.wrap("account", s.account))
+	m.Handle("POST "+pathAccount+"{id}/orders", s.wrap("orders", s.orderList))
+	m.Handle("POST "+pathKeyChange, s.wrap("keyChange", s.keyChange))
+	m.Handle("POST "+pathNewOrder, s.wrap("newOrder", s.newOrder))
+	m.Handle("POST "+pathOrder+"{id}", s.wrap("order", s.order))
+	m.Handle("POST "+pathOrder+"{id}/finalize", s.wrap("finalize", s.finalize))
+	m.Handle("POST "+pathAuthz+"{id}", s.wrap("authz", s.authz))
+	m.Handle("POST "+pathChallenge+"{authz}/{i}", s.wrap("challenge", s.challenge))
+	m.Handle("POST "+pathCert+"{serial}", s.wrap("certificate", s.certificate))
+	m.Handle("POST "+pathCert+"{serial}/{alt}", s.wrap("certificate", s.certificate))
+	m.Handle("POST "+pathRevoke, s.wrap("revokeCert", s.revoke))
+	m.Handle("GET "+pathRenewal+"{id}", s.wrap("renewalInfo", s.renewalInfo))
+	m.Handle("/", s.wrap("unknown", func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no ACME resource %s %s", r.Method, r.URL.Path)
 	}))
 	s.mux = m
@@ -134,11 +146,14 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // wrap turns a handler's error into a problem document (RFC 8555 section
 // 6.7), adds a fresh Replay-Nonce and the directory's Link to every
-// answer, and logs one line per request. Errors that are not *Problem
-// are logged and answered as serverInternal without their detail.
-func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// answer, logs one line per request and counts it under endpoint. Errors
+// that are not *Problem are logged and answered as serverInternal without
+// their detail.
+func (s *Server) wrap(endpoint string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		w := &statusWriter{ResponseWriter: rw}
+		defer func() { s.metrics.request(endpoint, w.status(), time.Since(start)) }()
 		w.Header().Set("Replay-Nonce", s.nonces.issue())
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Add("Link", link(s.url(r, pathDirectory), "index"))
@@ -161,6 +176,7 @@ func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.Han
 		} else {
 			s.opts.Logger.Info("acme problem", "method", r.Method, "path", r.URL.Path, "type", p.Type, "detail", p.Detail)
 		}
+		s.metrics.problem(p)
 		writeProblem(w, p)
 	})
 }

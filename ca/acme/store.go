@@ -88,7 +88,9 @@ type Certificate struct {
 	NotBefore time.Time `json:"notBefore"`
 	NotAfter  time.Time `json:"notAfter"`
 	Issued    time.Time `json:"issued"`
-	// Revoked is set with a reason code (RFC 5280 section 5.3.1).
+	// Revoked is set with a reason code (RFC 5280 section 5.3.1) by
+	// ctstage versions before the CA kept revocations; it is now only
+	// read. The CA's store (ca.CA.Revoke) holds revocations.
 	Revoked          bool      `json:"revoked,omitempty"`
 	RevocationReason int       `json:"reason,omitempty"`
 	RevokedAt        time.Time `json:"revokedAt,omitzero"`

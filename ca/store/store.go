@@ -1,27 +1,26 @@
 // Package store keeps the CA's issuance records: every precertificate the
-// CA signed, and the final certificate and SCTs that followed it.
+// CA signed, the final certificate and SCTs that followed it, and its
+// revocation.
 //
-// The CA's state will later live beside the ACME state (SQLite under --data
-// or MySQL); for now the one implementation is a SQLite file.
+// Two implementations: SQLite (a file under --data, the default) and
+// MySQL (tables prefixed ca_ in the database of --storage mysql://...).
+// Both pass the same conformance test (conformance_test.go).
 package store
 
 import (
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
-
-	"github.com/ctstage/ctstage/internal/sqlitedb"
 )
 
 // Sentinel errors, checked with errors.Is.
 var (
-	ErrNotFound  = errors.New("no such issuance record")
-	ErrDuplicate = errors.New("an issuance record with this serial exists")
+	ErrNotFound       = errors.New("no such issuance record")
+	ErrDuplicate      = errors.New("an issuance record with this serial exists")
+	ErrAlreadyRevoked = errors.New("the certificate is already revoked")
 )
 
 // SCT is one SCT embedded in a final certificate.
@@ -39,18 +38,41 @@ type Record struct {
 	Profile        string
 	Precertificate []byte    // DER
 	Created        time.Time // when the precertificate was stored
-	Certificate    []byte    // DER; nil until AddCertificate
-	Issued         time.Time // when the certificate was stored
-	SCTs           []SCT
+	// IssuerKeyID is the precertificate's authority key identifier: the
+	// subject key identifier of the intermediate that signed it, which
+	// names the CRL the certificate belongs to. NotAfter is the
+	// precertificate's (and so the certificate's). The store reads both
+	// from Precertificate; AddPrecertificate ignores the caller's values.
+	IssuerKeyID []byte
+	NotAfter    time.Time
+	Certificate []byte    // DER; nil until AddCertificate
+	Issued      time.Time // when the certificate was stored
+	SCTs        []SCT
+	// Revocation is nil until Revoke.
+	Revocation *Revocation
+}
+
+// Revocation is a recorded revocation.
+type Revocation struct {
+	Serial string
+	// Reason is the RFC 5280 CRLReason code (section 5.3.1); 0 is
+	// unspecified.
+	Reason int
+	// At is the revocation time, to the millisecond.
+	At time.Time
 }
 
 // Store keeps issuance records. Implementations are safe for concurrent use
-// and durable when a method returns nil: a precertificate is stored before
-// it is submitted to any log, so that every signed precertificate is on
-// record even when no final certificate follows.
+// and durable when a method returns nil (the transaction holding the write
+// is committed): a precertificate is stored before it is submitted to any
+// log, so that every signed precertificate is on record even when no final
+// certificate follows, and a revocation is stored before anyone is told
+// it happened. A write whose context ends while it runs returns the
+// context's error and may or may not be committed.
 type Store interface {
 	// AddPrecertificate stores a new record; ErrDuplicate if the serial is
-	// taken.
+	// taken. The precertificate must parse, carry r.Serial and an
+	// authority key identifier.
 	AddPrecertificate(ctx context.Context, r *Record) error
 	// AddCertificate completes the record of serial with the final
 	// certificate and its SCTs; ErrNotFound if there is no such record,
@@ -58,157 +80,71 @@ type Store interface {
 	AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error
 	// Get returns the record of serial, or ErrNotFound.
 	Get(ctx context.Context, serial string) (*Record, error)
+	// Revoke records that serial was revoked at a time for an RFC 5280
+	// reason code; ErrNotFound if there is no such record,
+	// ErrAlreadyRevoked if it is revoked (the first revocation stands).
+	// A record without a final certificate can be revoked: its
+	// precertificate is the CA's promise of one.
+	Revoke(ctx context.Context, serial string, reason int, at time.Time) error
+	// Revoked lists the revocations of the records whose IssuerKeyID is
+	// issuerKeyID and whose NotAfter is at or after now (to the second:
+	// a certificate is valid through its NotAfter second), oldest
+	// revocation first.
+	Revoked(ctx context.Context, issuerKeyID []byte, now time.Time) ([]Revocation, error)
 	// Close releases the store.
 	Close() error
 }
 
-// schemaVersion is the PRAGMA user_version of the current schema. Each
-// migration takes the database from version i to i+1.
-const schemaVersion = 1
-
-var migrations = []string{
-	`CREATE TABLE issuances (
-		serial         TEXT PRIMARY KEY,
-		profile        TEXT NOT NULL,
-		precertificate BLOB NOT NULL,
-		created_ms     INTEGER NOT NULL,
-		certificate    BLOB,
-		issued_ms      INTEGER
-	) STRICT;
-	CREATE TABLE scts (
-		serial       TEXT NOT NULL REFERENCES issuances(serial),
-		position     INTEGER NOT NULL,
-		log_id       BLOB NOT NULL,
-		log_url      TEXT NOT NULL,
-		timestamp_ms INTEGER NOT NULL,
-		sct          BLOB NOT NULL,
-		PRIMARY KEY (serial, position)
-	) STRICT;`,
-}
-
-// SQLite is a Store in one SQLite file, in WAL mode with synchronous=FULL.
-//
-// Writes are group-committed: one writer goroutine, on a connection of its
-// own, takes every AddPrecertificate and AddCertificate call waiting (up to
-// maxBatch), applies each in a savepoint of one transaction, commits once
-// (one fsync for the batch) and only then answers the callers. A call that
-// fails (duplicate, unknown serial, constraint) is rolled back to its
-// savepoint alone; when the transaction itself fails, each call of the batch
-// is retried in a transaction of its own. A call returns nil only once its
-// write is committed: durability is that of one commit per call.
-type SQLite struct {
-	db *sql.DB // reads and the migration; the writer has its own connection
-	w  *writer
-}
-
-// maxBatch bounds the writes of one group commit.
-const maxBatch = 256
-
-// OpenSQLite opens (creating or migrating) the store at path, normally
-// --data/ca.db. It refuses a database from a newer ctstage.
-func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
-	db, err := sql.Open("sqlite", sqlitedb.DSN(path))
+// precertFacts reads from r's precertificate what the store indexes: its
+// authority key identifier and NotAfter. It checks that the serial is
+// r.Serial.
+func precertFacts(r *Record) (issuerKeyID []byte, notAfter time.Time, err error) {
+	c, err := x509.ParseCertificate(r.Precertificate)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
+		return nil, time.Time{}, fmt.Errorf("couldn't parse precertificate %s: %w", r.Serial, err)
 	}
-	// The writer's connection and a few for reads, which WAL lets run
-	// beside the writer.
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
-	s := &SQLite{db: db}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
+	if got := c.SerialNumber.Text(16); got != r.Serial {
+		return nil, time.Time{}, fmt.Errorf("precertificate %s has serial %s", r.Serial, got)
 	}
-	if s.w, err = newWriter(ctx, db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
+	if len(c.AuthorityKeyId) == 0 {
+		return nil, time.Time{}, fmt.Errorf("precertificate %s has no authority key identifier", r.Serial)
 	}
-	return s, nil
+	return c.AuthorityKeyId, c.NotAfter, nil
 }
 
-func (s *SQLite) migrate(ctx context.Context) error {
-	return sqlitedb.Migrate(ctx, s.db, migrations[:schemaVersion])
+// queryer is what reads need of a *sql.DB.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// AddPrecertificate implements Store.
-func (s *SQLite) AddPrecertificate(ctx context.Context, r *Record) error {
-	rec := *r
-	err := s.w.do(ctx, func(w *batchTx) error {
-		res, err := w.stmt(stInsertPre).ExecContext(w.ctx, rec.Serial, rec.Profile, rec.Precertificate, rec.Created.UnixMilli())
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrDuplicate
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrDuplicate):
-		return fmt.Errorf("precertificate %s: %w", r.Serial, ErrDuplicate)
-	case err != nil:
-		return fmt.Errorf("couldn't store precertificate %s: %w", r.Serial, err)
-	}
-	return nil
-}
+// tables names the tables of one implementation.
+type tables struct{ issuances, scts string }
 
-// AddCertificate implements Store.
-func (s *SQLite) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error {
-	scts = slices.Clone(scts)
-	err := s.w.do(ctx, func(w *batchTx) error {
-		var have []byte
-		err := w.stmt(stSelectCert).QueryRowContext(w.ctx, serial).Scan(&have)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case have != nil:
-			return ErrDuplicate
-		}
-		if _, err := w.stmt(stUpdateCert).ExecContext(w.ctx, cert, at.UnixMilli(), serial); err != nil {
-			return err
-		}
-		for i, sct := range scts {
-			if _, err := w.stmt(stInsertSCT).ExecContext(w.ctx,
-				serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
-				return fmt.Errorf("SCT %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate):
-		return fmt.Errorf("certificate %s: %w", serial, err)
-	case err != nil:
-		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
-	}
-	return nil
-}
-
-// Get implements Store.
-func (s *SQLite) Get(ctx context.Context, serial string) (*Record, error) {
+// get reads the record of serial from the tables t.
+func (t tables) get(ctx context.Context, db queryer, serial string) (*Record, error) {
 	r := &Record{Serial: serial}
-	var created int64
-	var issued sql.NullInt64
-	err := s.db.QueryRowContext(ctx,
-		"SELECT profile, precertificate, created_ms, certificate, issued_ms FROM issuances WHERE serial = ?", serial).
-		Scan(&r.Profile, &r.Precertificate, &created, &r.Certificate, &issued)
+	var created, notAfter int64
+	var issued, revoked, reason sql.NullInt64
+	err := db.QueryRowContext(ctx,
+		"SELECT profile, precertificate, created_ms, issuer_key_id, not_after_ms, certificate, issued_ms, revoked_ms, revocation_reason FROM "+
+			t.issuances+" WHERE serial = ?", serial).
+		Scan(&r.Profile, &r.Precertificate, &created, &r.IssuerKeyID, &notAfter, &r.Certificate, &issued, &revoked, &reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", serial, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read issuance %s: %w", serial, err)
 	}
-	r.Created = time.UnixMilli(created)
+	r.Created, r.NotAfter = time.UnixMilli(created), time.UnixMilli(notAfter)
 	if issued.Valid {
 		r.Issued = time.UnixMilli(issued.Int64)
 	}
-	rows, err := s.db.QueryContext(ctx,
-		"SELECT log_id, log_url, timestamp_ms, sct FROM scts WHERE serial = ? ORDER BY position", serial)
+	if revoked.Valid {
+		r.Revocation = &Revocation{Serial: serial, Reason: int(reason.Int64), At: time.UnixMilli(revoked.Int64)}
+	}
+	rows, err := db.QueryContext(ctx,
+		"SELECT log_id, log_url, timestamp_ms, sct FROM "+t.scts+" WHERE serial = ? ORDER BY position", serial)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read SCTs of %s: %w", serial, err)
 	}
@@ -222,12 +158,34 @@ func (s *SQLite) Get(ctx context.Context, serial string) (*Record, error) {
 		sct.Timestamp = uint64(ts)
 		r.SCTs = append(r.SCTs, sct)
 	}
-	return r, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read SCTs of %s: %w", serial, err)
+	}
+	return r, nil
 }
 
-// Close implements Store: it makes new writes fail, commits those already
-// waiting, and closes the database.
-func (s *SQLite) Close() error {
-	s.w.close()
-	return s.db.Close()
+// revoked lists revocations from the tables t (see Store.Revoked).
+func (t tables) revoked(ctx context.Context, db queryer, issuerKeyID []byte, now time.Time) ([]Revocation, error) {
+	rows, err := db.QueryContext(ctx,
+		"SELECT serial, revocation_reason, revoked_ms FROM "+t.issuances+
+			" WHERE issuer_key_id = ? AND revoked_ms IS NOT NULL AND not_after_ms >= ? ORDER BY revoked_ms, serial",
+		issuerKeyID, now.Truncate(time.Second).UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []Revocation
+	for rows.Next() {
+		var r Revocation
+		var at int64
+		if err := rows.Scan(&r.Serial, &r.Reason, &at); err != nil {
+			return nil, fmt.Errorf("couldn't list revocations: %w", err)
+		}
+		r.At = time.UnixMilli(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list revocations: %w", err)
+	}
+	return out, nil
 }

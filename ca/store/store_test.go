@@ -12,51 +12,6 @@ import (
 	"time"
 )
 
-func TestSQLite(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "ca.db")
-	s, err := OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.UnixMilli(time.Now().UnixMilli())
-	rec := &Record{Serial: "0abc", Profile: "classic", Precertificate: []byte("pre"), Created: now}
-	if err := s.AddPrecertificate(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddPrecertificate(ctx, rec); !errors.Is(err, ErrDuplicate) {
-		t.Errorf("second AddPrecertificate: %v, want ErrDuplicate", err)
-	}
-	if err := s.AddCertificate(ctx, "ffff", []byte("c"), nil, now); !errors.Is(err, ErrNotFound) {
-		t.Errorf("AddCertificate of unknown serial: %v, want ErrNotFound", err)
-	}
-	scts := []SCT{{LogID: make([]byte, 32), LogURL: "http://a/", Timestamp: 1, SCT: []byte{1}}, {LogID: make([]byte, 32), LogURL: "http://b/", Timestamp: 2, SCT: []byte{2}}}
-	if err := s.AddCertificate(ctx, "0abc", []byte("cert"), scts, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddCertificate(ctx, "0abc", []byte("cert"), scts, now); !errors.Is(err, ErrDuplicate) {
-		t.Errorf("second AddCertificate: %v, want ErrDuplicate", err)
-	}
-	s.Close()
-	// Reopening runs no migration and finds the record.
-	s, err = OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got, err := s.Get(ctx, "0abc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got.Certificate) != "cert" || string(got.Precertificate) != "pre" || len(got.SCTs) != 2 ||
-		got.SCTs[1].LogURL != "http://b/" || !got.Created.Equal(now) || !got.Issued.Equal(now) {
-		t.Errorf("Get = %+v", got)
-	}
-	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Get(nope): %v, want ErrNotFound", err)
-	}
-}
-
 func TestSQLiteRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ca.db")
@@ -126,8 +81,8 @@ func openTest(t *testing.T) (*SQLite, string) {
 	return s, path
 }
 
-func preRecord(serial string) *Record {
-	return &Record{Serial: serial, Profile: "classic", Precertificate: []byte("pre-" + serial), Created: time.UnixMilli(1)}
+func preRecord(t testing.TB, serial string) *Record {
+	return record(t, serial, issuerA, farFuture)
 }
 
 // TestSQLiteGroupCommit writes from many goroutines at once and checks
@@ -136,13 +91,17 @@ func TestSQLiteGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTest(t)
 	const n = 64
+	recs := make([]*Record, n)
+	for i := range n {
+		recs[i] = preRecord(t, fmt.Sprintf("%x", 0x1000+i))
+	}
 	gate(t, s, n-1)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
 	for i := range n {
 		wg.Go(func() {
-			serial := fmt.Sprintf("%04x", i)
-			if err := s.AddPrecertificate(ctx, preRecord(serial)); err != nil {
+			serial := recs[i].Serial
+			if err := s.AddPrecertificate(ctx, recs[i]); err != nil {
 				errs <- err
 				return
 			}
@@ -168,7 +127,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 	}
 	defer other.Close()
 	for i := range n {
-		serial := fmt.Sprintf("%04x", i)
+		serial := fmt.Sprintf("%x", 0x1000+i)
 		r, err := other.Get(ctx, serial)
 		if err != nil {
 			t.Fatal(err)
@@ -188,14 +147,15 @@ func TestSQLiteBatchErrorIsolation(t *testing.T) {
 	s, _ := openTest(t)
 	goodSCTs := []SCT{{LogID: make([]byte, 32), LogURL: "http://a/", Timestamp: 1, SCT: []byte{1}}}
 	badSCTs := append(slices.Clone(goodSCTs), SCT{LogID: nil, LogURL: "http://b/", Timestamp: 2, SCT: []byte{2}}) // log_id NOT NULL
-	noPre := preRecord("dd")
-	noPre.Precertificate = nil // precertificate NOT NULL
+	aa, bb := preRecord(t, "aa"), preRecord(t, "bb")
 	calls := []func() error{
-		func() error { return s.AddPrecertificate(ctx, preRecord("aa")) },
-		func() error { return s.AddPrecertificate(ctx, preRecord("aa")) },
+		func() error { return s.AddPrecertificate(ctx, aa) },
+		func() error { return s.AddPrecertificate(ctx, aa) },
 		func() error { return s.AddCertificate(ctx, "ff", []byte("c"), nil, time.UnixMilli(2)) },
-		func() error { return s.AddPrecertificate(ctx, noPre) },
-		func() error { return s.AddPrecertificate(ctx, preRecord("bb")) },
+		func() error { return s.Revoke(ctx, "aa", 1, time.UnixMilli(3)) },
+		func() error { return s.Revoke(ctx, "aa", 4, time.UnixMilli(4)) },
+		func() error { return s.Revoke(ctx, "ff", 1, time.UnixMilli(4)) },
+		func() error { return s.AddPrecertificate(ctx, bb) },
 		func() error { return s.AddCertificate(ctx, "bb", []byte("cert-bb"), badSCTs, time.UnixMilli(2)) },
 		func() error { return s.AddCertificate(ctx, "aa", []byte("cert-aa"), goodSCTs, time.UnixMilli(2)) },
 	}
@@ -208,7 +168,9 @@ func TestSQLiteBatchErrorIsolation(t *testing.T) {
 		func(err error) bool { return err == nil },
 		func(err error) bool { return errors.Is(err, ErrDuplicate) },
 		func(err error) bool { return errors.Is(err, ErrNotFound) },
-		func(err error) bool { return err != nil && !errors.Is(err, ErrDuplicate) },
+		func(err error) bool { return err == nil },
+		func(err error) bool { return errors.Is(err, ErrAlreadyRevoked) },
+		func(err error) bool { return errors.Is(err, ErrNotFound) },
 		func(err error) bool { return err == nil },
 		func(err error) bool { return err != nil && !errors.Is(err, ErrDuplicate) },
 		func(err error) bool { return err == nil },
@@ -220,8 +182,8 @@ func TestSQLiteBatchErrorIsolation(t *testing.T) {
 	if r, err := s.Get(ctx, "aa"); err != nil || string(r.Certificate) != "cert-aa" || len(r.SCTs) != 1 {
 		t.Errorf("aa: %+v, %v", r, err)
 	}
-	if _, err := s.Get(ctx, "dd"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("dd: %v, want ErrNotFound", err)
+	if r, err := s.Get(ctx, "aa"); err != nil || r.Revocation == nil || r.Revocation.Reason != 1 {
+		t.Errorf("aa's revocation, written in the batch that stored it: %+v, %v", r, err)
 	}
 	// bb's failed AddCertificate left neither the certificate nor an SCT;
 	// a correct one succeeds.
@@ -255,8 +217,8 @@ func TestSQLiteDurable(t *testing.T) {
 	}
 	defer reader.Close()
 	for i := range 20 {
-		serial := fmt.Sprintf("%02x", i)
-		if err := s.AddPrecertificate(ctx, preRecord(serial)); err != nil {
+		serial := fmt.Sprintf("%x", 0x100+i)
+		if err := s.AddPrecertificate(ctx, preRecord(t, serial)); err != nil {
 			t.Fatal(err)
 		}
 		var n int
@@ -278,14 +240,18 @@ func TestSQLiteCanceledAndClosed(t *testing.T) {
 	}
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := s.AddPrecertificate(canceled, preRecord("00")); !errors.Is(err, context.Canceled) {
+	if err := s.AddPrecertificate(canceled, preRecord(t, "cc")); !errors.Is(err, context.Canceled) {
 		t.Errorf("AddPrecertificate with a canceled context: %v", err)
 	}
 	const n = 200
 	results := make([]error, n)
+	recs := make([]*Record, n)
+	for i := range n {
+		recs[i] = preRecord(t, fmt.Sprintf("%x", 0x1000+i))
+	}
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { results[i] = s.AddPrecertificate(ctx, preRecord(fmt.Sprintf("%04x", i+1))) })
+		wg.Go(func() { results[i] = s.AddPrecertificate(ctx, recs[i]) })
 	}
 	time.Sleep(time.Millisecond)
 	if err := s.Close(); err != nil {
@@ -297,12 +263,12 @@ func TestSQLiteCanceledAndClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Get(ctx, "00"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "cc"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the canceled write was stored: %v", err)
 	}
 	stored := 0
 	for i, werr := range results {
-		_, gerr := s.Get(ctx, fmt.Sprintf("%04x", i+1))
+		_, gerr := s.Get(ctx, fmt.Sprintf("%x", 0x1000+i))
 		switch {
 		case werr == nil && gerr == nil:
 			stored++

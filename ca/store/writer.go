@@ -49,20 +49,24 @@ const (
 	stSelectCert
 	stUpdateCert
 	stInsertSCT
+	stSelectRevoked
+	stRevoke
 	stSavepoint
 	stRollbackTo
 	stRelease
 )
 
 var statements = []string{
-	stInsertPre: `INSERT INTO issuances (serial, profile, precertificate, created_ms) VALUES (?, ?, ?, ?)
-		ON CONFLICT (serial) DO NOTHING`,
-	stSelectCert: "SELECT certificate FROM issuances WHERE serial = ?",
-	stUpdateCert: "UPDATE issuances SET certificate = ?, issued_ms = ? WHERE serial = ?",
-	stInsertSCT:  "INSERT INTO scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
-	stSavepoint:  "SAVEPOINT write",
-	stRollbackTo: "ROLLBACK TO write",
-	stRelease:    "RELEASE write",
+	stInsertPre: `INSERT INTO issuances (serial, profile, precertificate, created_ms, issuer_key_id, not_after_ms)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
+	stSelectCert:    "SELECT certificate FROM issuances WHERE serial = ?",
+	stUpdateCert:    "UPDATE issuances SET certificate = ?, issued_ms = ? WHERE serial = ?",
+	stInsertSCT:     "INSERT INTO scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
+	stSelectRevoked: "SELECT revoked_ms FROM issuances WHERE serial = ?",
+	stRevoke:        "UPDATE issuances SET revoked_ms = ?, revocation_reason = ? WHERE serial = ?",
+	stSavepoint:     "SAVEPOINT write",
+	stRollbackTo:    "ROLLBACK TO write",
+	stRelease:       "RELEASE write",
 }
 
 // batchTx is the transaction of one batch, as a write sees it.

@@ -9,16 +9,17 @@ import (
 type pkixExt = pkix.Extension
 
 // CheckCAA checks the CAA records (RFC 8659) of name, climbing to its
-// parents until a name has any: the first such set is relevant. Issuance
-// is allowed when it has no issue (or, for a wildcard, issuewild)
-// property, or one naming an identity of CAAIdentities. An unknown
-// critical property forbids issuance. IP addresses have no CAA.
+// parents until a name has any: the first such set is relevant. An
+// unknown property with the critical flag anywhere in the set forbids
+// issuance (section 4.1). Otherwise issuance is allowed when the set has
+// no issue property (for a wildcard: no issuewild, or when it has none,
+// no issue), or one whose issuer domain name is one of CAAIdentities,
+// compared without regard to case. IP addresses have no CAA.
 func (v *VA) CheckCAA(name string, wildcard bool) error {
-	name = strings.TrimPrefix(name, "*.")
-	for n := name; n != ""; n = parent(n) {
+	for n := strings.TrimPrefix(name, "*."); n != ""; n = parent(n) {
 		recs := v.opts.Zone.CAA(n)
 		if len(recs) > 0 {
-			return v.checkCAASet(name, recs, wildcard)
+			return v.checkCAASet(n, name, recs, wildcard)
 		}
 	}
 	return nil
@@ -29,28 +30,33 @@ func parent(n string) string {
 	return p
 }
 
-func (v *VA) checkCAASet(name string, recs []CAA, wildcard bool) error {
+// checkCAASet checks the relevant CAA set, found at name at, for name.
+func (v *VA) checkCAASet(at, name string, recs []CAA, wildcard bool) error {
 	tag := "issue"
 	if wildcard && slices.ContainsFunc(recs, func(r CAA) bool { return strings.EqualFold(r.Tag, "issuewild") }) {
 		tag = "issuewild"
 	}
-	relevant := false
 	for _, r := range recs {
 		t := strings.ToLower(r.Tag)
 		if r.Flag&128 != 0 && t != "issue" && t != "issuewild" && t != "iodef" {
-			return fail(KindCAA, "CAA for %s has an unknown critical property %q", name, r.Tag)
+			return fail(KindCAA, "CAA at %s (for %s) has an unknown critical property %q", at, name, r.Tag)
 		}
-		if t != tag {
+	}
+	relevant := false
+	for _, r := range recs {
+		if !strings.EqualFold(r.Tag, tag) {
 			continue
 		}
 		relevant = true
 		id, _, _ := strings.Cut(r.Value, ";")
-		if slices.Contains(v.opts.CAAIdentities, strings.TrimSpace(id)) {
+		id = strings.TrimSpace(id)
+		if slices.ContainsFunc(v.opts.CAAIdentities, func(c string) bool { return strings.EqualFold(c, id) }) {
 			return nil
 		}
 	}
 	if !relevant {
 		return nil
 	}
-	return fail(KindCAA, "CAA records for %s do not allow %v to issue", name, v.opts.CAAIdentities)
+	return fail(KindCAA, "CAA %s records at %s do not allow %s to issue for %s",
+		tag, at, strings.Join(v.opts.CAAIdentities, " or "), name)
 }

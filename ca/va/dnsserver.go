@@ -29,7 +29,13 @@ func ListenDNS(addr string, z *Zone, log *slog.Logger) (*DNSServer, error) {
 		pc.Close()
 		return nil, fmt.Errorf("couldn't listen for DNS over TCP: %w", err)
 	}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { w.WriteMsg(answer(z, r)) })
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := answer(z, r)
+		if w.LocalAddr().Network() == "udp" {
+			fitUDP(m, r)
+		}
+		w.WriteMsg(m)
+	})
 	s := &DNSServer{udp: &dns.Server{PacketConn: pc, Handler: h}, tcp: &dns.Server{Listener: l, Handler: h}, addr: pc.LocalAddr().String()}
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
 		go func() {
@@ -47,6 +53,18 @@ func (s *DNSServer) Addr() string { return s.addr }
 // Close stops serving.
 func (s *DNSServer) Close() error {
 	return errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
+}
+
+// fitUDP truncates an answer over UDP to the size the query allows: 512
+// bytes, or its EDNS0 buffer size, which the answer echoes (RFC 6891).
+// The truncated answer has TC set, so the client retries over TCP.
+func fitUDP(m, r *dns.Msg) {
+	size := dns.MinMsgSize
+	if opt := r.IsEdns0(); opt != nil {
+		size = max(int(opt.UDPSize()), dns.MinMsgSize)
+		m.SetEdns0(uint16(size), false)
+	}
+	m.Truncate(size)
 }
 
 func answer(z *Zone, r *dns.Msg) *dns.Msg {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,11 +13,17 @@ import (
 	"strings"
 )
 
+// maxHTTPBody bounds the http-01 response body; a larger one fails.
 const maxHTTPBody = 128 << 10
 
+// maxRedirects is how many redirects http-01 follows, as Let's Encrypt.
+const maxRedirects = 10
+
 // http01 fetches http://<name>/.well-known/acme-challenge/<token> (RFC 8555
-// section 8.3) from the name's address on HTTPPort, following up to 10
-// redirects to ports 80 or 443 (mapped to HTTPPort and TLSPort).
+// section 8.3) from the name's address on HTTPPort. It follows up to 10
+// redirects, as Let's Encrypt does: only to http or https URLs on ports 80
+// or 443 (mapped to HTTPPort and TLSPort), without checking certificates.
+// Trailing whitespace of the body is ignored (section 8.3).
 func (v *VA) http01(ctx context.Context, identType, value, token, keyAuth string) error {
 	host := value
 	if identType == "ip" {
@@ -36,6 +43,9 @@ func (v *VA) http01(ctx context.Context, identType, value, token, keyAuth string
 	}
 	req.Header.Set("User-Agent", "ctstage-va")
 	rsp, err := v.httpClient().Do(req)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fail(KindConnection, "couldn't fetch %s: timed out after %s", u, v.opts.Timeout)
+	}
 	if err != nil {
 		return fail(KindConnection, "couldn't fetch %s: %v", u, errors.Unwrap(err))
 	}
@@ -43,9 +53,12 @@ func (v *VA) http01(ctx context.Context, identType, value, token, keyAuth string
 	if rsp.StatusCode != http.StatusOK {
 		return fail(KindUnauthorized, "%s answered %s", u, rsp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(rsp.Body, maxHTTPBody))
+	body, err := io.ReadAll(io.LimitReader(rsp.Body, maxHTTPBody+1))
 	if err != nil {
 		return fail(KindConnection, "couldn't read %s: %v", u, err)
+	}
+	if len(body) > maxHTTPBody {
+		return fail(KindUnauthorized, "%s answered a body larger than %d bytes", u, maxHTTPBody)
 	}
 	if got := strings.TrimRight(string(body), " \t\r\n"); got != keyAuth {
 		return fail(KindUnauthorized, "%s answered %q, want the key authorization %q", u, truncate(got, 100), keyAuth)
@@ -69,12 +82,26 @@ func (v *VA) httpClient() *http.Client {
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // RFC 8555 section 8.3: certificates are not checked
 		DisableKeepAlives: true,
 	}
-	return &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}}
+	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+}
+
+// checkRedirect allows a redirect to an http or https URL on port 80 or
+// 443 (explicit or implied), at most maxRedirects times.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return fmt.Errorf("more than %d redirects", maxRedirects)
+	}
+	u := req.URL
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("redirect to %s: only http and https are allowed", u.Redacted())
+	}
+	if p := u.Port(); p != "" && p != "80" && p != "443" {
+		return fmt.Errorf("redirect to %s: only ports 80 and 443 are allowed", u.Redacted())
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("redirect to %s: no host", u.Redacted())
+	}
+	return nil
 }
 
 // dial maps addr's host through the Zone and its port 80 or 443 to
@@ -90,7 +117,7 @@ func (v *VA) dial(ctx context.Context, d *net.Dialer, addr string) (net.Conn, er
 	case "443":
 		port = strconv.Itoa(v.opts.TLSPort)
 	default:
-		return nil, errors.New("redirect to a port other than 80 or 443")
+		return nil, fmt.Errorf("port %s is neither 80 nor 443", port)
 	}
 	identType := "dns"
 	if net.ParseIP(strings.Trim(host, "[]")) != nil {

@@ -2,8 +2,13 @@ package va
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+
+	"github.com/miekg/dns"
 )
 
 // MgmtHandler is the loopback management API of the built-in DNS, after
@@ -16,8 +21,11 @@ import (
 //	/set-caa   {"host": "example.com", "policies": [{"tag": "issue", "value": "ctstage"}]}
 //	/clear-caa {"host": "example.com"}
 //
-// Answers 200 with an empty body, 400 on bad input. Serve it on loopback
-// only.
+// Answers 200 with an empty body, 400 on bad input: a body that is not one
+// JSON object of these fields (at most 64 KiB), a host that is not a
+// domain name, a TXT value longer than 255 bytes, a CAA tag that is not 1
+// to 15 letters and digits (RFC 8659 section 4.1), an address that does
+// not parse. Serve it on loopback only.
 func MgmtHandler(z *Zone) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /set-txt", handle(func(r mgmtReq) error { z.AddTXT(r.Host, r.Value); return nil }))
@@ -50,10 +58,8 @@ type mgmtReq struct {
 func handle(f func(mgmtReq) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req mgmtReq
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || req.Host == "" {
-			http.Error(w, "want a JSON object with a host", http.StatusBadRequest)
+		if err := decodeMgmt(http.MaxBytesReader(w, r.Body, 64<<10), &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		if err := f(req); err != nil {
@@ -61,4 +67,41 @@ func handle(f func(mgmtReq) error) http.HandlerFunc {
 			return
 		}
 	}
+}
+
+// decodeMgmt decodes one JSON object with known fields only and checks
+// what the DNS server could not serve.
+func decodeMgmt(r io.Reader, req *mgmtReq) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		return fmt.Errorf("want one JSON object with a host: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("want one JSON object with a host: data after the object")
+	}
+	if _, ok := dns.IsDomainName(req.Host); !ok || req.Host == "" || req.Host == "." {
+		return fmt.Errorf("host %q is not a domain name", req.Host)
+	}
+	if len(req.Value) > 255 {
+		return fmt.Errorf("TXT value of %d bytes: at most 255", len(req.Value))
+	}
+	for _, p := range req.Policies {
+		if !validCAATag(p.Tag) {
+			return fmt.Errorf("CAA tag %q: want 1 to 15 ASCII letters and digits", p.Tag)
+		}
+	}
+	return nil
+}
+
+func validCAATag(tag string) bool {
+	if len(tag) < 1 || len(tag) > 15 {
+		return false
+	}
+	for _, c := range []byte(tag) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

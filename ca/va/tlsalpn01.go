@@ -22,7 +22,9 @@ const ALPNProto = "acme-tls/1"
 // tlsALPN01 connects to the identifier's address on TLSPort with ALPN
 // acme-tls/1 and checks the certificate (RFC 8737 section 3): exactly the
 // identifier as its one subjectAltName, and a critical acmeIdentifier
-// extension holding SHA-256 of the key authorization.
+// extension holding SHA-256 of the key authorization. A failed TCP
+// connection or a timeout is a connection problem, a failed handshake a
+// tls problem, a wrong certificate unauthorized.
 func (v *VA) tlsALPN01(ctx context.Context, identType, value, keyAuth string) error {
 	addrs, err := v.resolve(identType, value)
 	if err != nil {
@@ -32,17 +34,24 @@ func (v *VA) tlsALPN01(ctx context.Context, identType, value, keyAuth string) er
 	if identType == "ip" {
 		sni = reverseName(addrs[0])
 	}
-	d := &tls.Dialer{Config: &tls.Config{
+	addr := net.JoinHostPort(addrs[0].String(), strconv.Itoa(v.opts.TLSPort))
+	var d net.Dialer
+	tcp, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fail(KindConnection, "couldn't connect to %s: %v", addr, err)
+	}
+	conn := tls.Client(tcp, &tls.Config{
 		ServerName: sni, NextProtos: []string{ALPNProto}, MinVersion: tls.VersionTLS12,
 		InsecureSkipVerify: true, // the certificate is self-signed by design
-	}}
-	addr := net.JoinHostPort(addrs[0].String(), strconv.Itoa(v.opts.TLSPort))
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return fail(KindConnection, "couldn't connect with TLS to %s: %v", addr, err)
-	}
+	})
 	defer conn.Close()
-	cs := conn.(*tls.Conn).ConnectionState()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fail(KindConnection, "TLS handshake with %s timed out: %v", addr, err)
+		}
+		return fail(KindTLS, "TLS handshake with %s failed: %v", addr, err)
+	}
+	cs := conn.ConnectionState()
 	if cs.NegotiatedProtocol != ALPNProto {
 		return fail(KindTLS, "%s did not negotiate ALPN %s", addr, ALPNProto)
 	}

@@ -140,17 +140,29 @@ func (v *VA) dns01(ctx context.Context, name, keyAuth string) error {
 	if slices.Contains(txts, want) {
 		return nil
 	}
-	return fail(KindIncorrectResponse, "no TXT record at %s has the expected value (found %d)", qname, len(txts))
+	// Let's Encrypt (Boulder) answers unauthorized here, with these details.
+	if len(txts) == 0 {
+		return fail(KindUnauthorized, "no TXT record found at %s", qname)
+	}
+	return fail(KindUnauthorized, "incorrect TXT record %q found at %s (%d found, none matches)", truncate(txts[0], 100), qname, len(txts))
 }
 
+// lookupTXT queries DNSAddr over UDP with EDNS0, and again over TCP when
+// the answer is truncated, so that many TXT values (several pending
+// dns-01 challenges for one name) fit.
 func (v *VA) lookupTXT(ctx context.Context, qname string) ([]string, error) {
 	if v.opts.DNSAddr == "" {
 		return v.opts.Zone.TXT(qname), nil
 	}
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(qname), dns.TypeTXT)
+	m.SetEdns0(dns.DefaultMsgSize, false)
 	c := &dns.Client{Net: "udp"}
 	r, _, err := c.ExchangeContext(ctx, m, v.opts.DNSAddr)
+	if err == nil && r.Truncated {
+		c.Net = "tcp"
+		r, _, err = c.ExchangeContext(ctx, m, v.opts.DNSAddr)
+	}
 	if err != nil {
 		return nil, fail(KindDNS, "couldn't query TXT %s: %v", qname, err)
 	}

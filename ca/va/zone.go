@@ -15,10 +15,10 @@ type CAA struct {
 }
 
 // Zone is the data of the built-in DNS: TXT records set by tests (dns-01),
-// addresses, and CAA records. Every name without an address record
-// resolves to the default addresses (127.0.0.1 unless configured). Names
-// are case-insensitive, with or without the trailing dot. Safe for
-// concurrent use.
+// addresses, and CAA records. Every name without an address record of
+// its own or of a wildcard above it (see Addrs) resolves to the default
+// addresses (127.0.0.1 unless configured). Names are case-insensitive,
+// with or without the trailing dot. Safe for concurrent use.
 type Zone struct {
 	mu       sync.RWMutex
 	txt      map[string][]string
@@ -78,12 +78,21 @@ func (z *Zone) SetAddrs(name string, addrs []netip.Addr) {
 	z.addrs[fqdn(name)] = addrs
 }
 
-// Addrs returns the addresses of name.
+// Addrs returns the addresses of name: its own, else those of the
+// closest wildcard above it ("*.b.example.com", then "*.example.com", ...
+// for a.b.example.com; a wildcard does not cover its own parent), else
+// the defaults.
 func (z *Zone) Addrs(name string) []netip.Addr {
 	z.mu.RLock()
 	defer z.mu.RUnlock()
-	if a, ok := z.addrs[fqdn(name)]; ok {
+	k := fqdn(name)
+	if a, ok := z.addrs[k]; ok {
 		return slices.Clone(a)
+	}
+	for _, p, ok := strings.Cut(k, "."); ok && p != ""; _, p, ok = strings.Cut(p, ".") {
+		if a, found := z.addrs["*."+p]; found {
+			return slices.Clone(a)
+		}
 	}
 	return slices.Clone(z.defaults)
 }

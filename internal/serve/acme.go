@@ -83,13 +83,13 @@ func (st *Stage) startServices(ctx context.Context, opts Options, reg prometheus
 	if err := st.startCA(ctx, opts, reg); err != nil {
 		return err
 	}
-	return st.startACME(ctx, opts)
+	return st.startACME(ctx, opts, reg)
 }
 
 // startACME serves ACME on opts.ACMEAddr (HTTPS, a certificate from the
 // staging hierarchy), the built-in DNS on opts.DNSAddr and its management
 // API on opts.DNSMgmtAddr. An empty ACMEAddr serves none of them.
-func (st *Stage) startACME(ctx context.Context, opts Options) error {
+func (st *Stage) startACME(ctx context.Context, opts Options, reg prometheus.Registerer) error {
 	if opts.ACMEAddr == "" {
 		return nil
 	}
@@ -113,7 +113,7 @@ func (st *Stage) startACME(ctx context.Context, opts Options) error {
 		}
 		st.DNSMgmtURL = "http://" + url
 	}
-	srv, err := st.newACMEServer(ctx, opts, zone)
+	srv, err := st.newACMEServer(ctx, opts, zone, reg)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (st *Stage) startACME(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone) (*acme.Server, error) {
+func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone, reg prometheus.Registerer) (*acme.Server, error) {
 	p := &st.acme
 	var err error
 	if p.store, err = openACMEStore(ctx, opts); err != nil {
@@ -155,7 +155,7 @@ func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone)
 			DNSAddr: st.DNSAddr, CAAIdentities: []string{CAAIdentity}}),
 		Limits: limits, LimitStore: p.store, AlwaysValid: opts.ACMEAlwaysValid,
 		CAAIdentities: []string{CAAIdentity}, Website: "https://github.com/ctstage/ctstage",
-		Logger: st.log.With("component", "acme"), Now: opts.Now,
+		Logger: st.log.With("component", "acme"), Now: opts.Now, Registerer: reg,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/certificate-transparency-go/loglist3"
@@ -16,6 +17,7 @@ import (
 	"github.com/ctstage/ctstage/ca/ctpolicy"
 	castore "github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/internal/logging"
+	"github.com/ctstage/ctstage/storage"
 )
 
 // startCA builds the CA once the logs serve: the log list (the running
@@ -38,7 +40,7 @@ func (st *Stage) startCA(ctx context.Context, opts Options, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	if st.caStore, err = castore.OpenSQLite(ctx, filepath.Join(opts.DataDir, CAStoreFile)); err != nil {
+	if st.caStore, err = st.openCAStore(ctx, opts); err != nil {
 		return err
 	}
 	st.CA, err = ca.New(ca.Options{
@@ -61,6 +63,38 @@ func (st *Stage) startCA(ctx context.Context, opts Options, reg prometheus.Regis
 	st.caReady.Store(true)
 	st.log.Info("CA ready", "logs", len(logs), "log_list", logListName(opts.LogList), "mgmt", st.MgmtURL)
 	return nil
+}
+
+// openCAStore opens the CA's records where --storage says: tables
+// prefixed ca_ in the MySQL database of mysql://..., or ca.db under the
+// data directory. With MySQL, a ca.db left by a version that kept the
+// records there in every case is imported first, then renamed.
+func (st *Stage) openCAStore(ctx context.Context, opts Options) (castore.Store, error) {
+	path := filepath.Join(opts.DataDir, CAStoreFile)
+	if !strings.HasPrefix(opts.Storage, "mysql://") {
+		s, err := castore.OpenSQLite(ctx, path)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return s, nil
+	}
+	dsn, err := storage.MySQLDSN(opts.Storage)
+	if err != nil {
+		return nil, err
+	}
+	s, err := castore.OpenMySQL(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	n, err := castore.ImportSQLite(ctx, path, s)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if n > 0 {
+		st.log.Info("imported the CA's records into MySQL", "records", n, "from", path, "renamed_to", path+castore.ImportedSuffix)
+	}
+	return s, nil
 }
 
 func logListName(s string) string {

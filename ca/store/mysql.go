@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/ctstage/ctstage/internal/mysqldb"
+)
+
+// mysqlMigrations[i] takes the ca_ tables from version i to i+1 (the
+// version is the one row of ca_schema).
+//
+// The tables live beside Trillian's and the ACME server's in the same
+// database, so all carry the prefix ca_. Serials are lower-case hex:
+// ascii_bin, not the server's case-insensitive default collation.
+var mysqlMigrations = [][]string{{
+	`CREATE TABLE IF NOT EXISTS ca_issuances (
+		serial            VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		profile           VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		precertificate    MEDIUMBLOB NOT NULL,
+		created_ms        BIGINT NOT NULL,
+		issuer_key_id     VARBINARY(64) NOT NULL,
+		not_after_ms      BIGINT NOT NULL,
+		certificate       MEDIUMBLOB NULL,
+		issued_ms         BIGINT NULL,
+		revoked_ms        BIGINT NULL,
+		revocation_reason INT NULL,
+		KEY ca_issuances_revoked (issuer_key_id, revoked_ms, not_after_ms)
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS ca_scts (
+		serial       VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+		position     INT NOT NULL,
+		log_id       VARBINARY(64) NOT NULL,
+		log_url      TEXT NOT NULL,
+		timestamp_ms BIGINT NOT NULL,
+		sct          BLOB NOT NULL,
+		PRIMARY KEY (serial, position),
+		CONSTRAINT ca_scts_issuance FOREIGN KEY (serial) REFERENCES ca_issuances (serial)
+	) ENGINE=InnoDB`,
+}}
+
+// mysqlSchemaLock serializes schema changes between ctstage processes
+// sharing a database.
+const mysqlSchemaLock = "ctstage_ca_schema"
+
+var mysqlTables = tables{issuances: "ca_issuances", scts: "ca_scts"}
+
+// MySQL is a Store in tables prefixed ca_ of a MySQL or MariaDB database,
+// normally the one that holds Trillian's tables (--storage mysql://...).
+// Each write is one InnoDB transaction; a method returns nil once it is
+// committed, which is durable with InnoDB's default
+// innodb_flush_log_at_trx_commit=1. InnoDB groups concurrent commits into
+// one log flush on its own.
+type MySQL struct {
+	db *sql.DB
+}
+
+// OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN),
+// creates or migrates the ca_ tables, and refuses a schema from a newer
+// ctstage.
+func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open the CA database on MySQL: %w", err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := mysqldb.Migrate(ctx, db, mysqlSchemaLock, "ca_schema", mysqlMigrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open the CA tables on MySQL: %w", err)
+	}
+	return &MySQL{db: db}, nil
+}
+
+// Close implements Store.
+func (s *MySQL) Close() error { return s.db.Close() }
+
+func isDupKey(err error) bool {
+	var me *gomysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062 // ER_DUP_ENTRY
+}
+
+// AddPrecertificate implements Store.
+func (s *MySQL) AddPrecertificate(ctx context.Context, r *Record) error {
+	aki, notAfter, err := precertFacts(r)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		"INSERT INTO ca_issuances (serial, profile, precertificate, created_ms, issuer_key_id, not_after_ms) VALUES (?, ?, ?, ?, ?, ?)",
+		r.Serial, r.Profile, r.Precertificate, r.Created.UnixMilli(), aki, notAfter.UnixMilli())
+	switch {
+	case isDupKey(err):
+		return fmt.Errorf("precertificate %s: %w", r.Serial, ErrDuplicate)
+	case err != nil:
+		return fmt.Errorf("couldn't store precertificate %s: %w", r.Serial, err)
+	}
+	return nil
+}
+
+// inTx runs op in a transaction and commits it when op returns nil.
+func (s *MySQL) inTx(ctx context.Context, op func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := op(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// AddCertificate implements Store.
+func (s *MySQL) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var have []byte
+		err := tx.QueryRowContext(ctx, "SELECT certificate FROM ca_issuances WHERE serial = ? FOR UPDATE", serial).Scan(&have)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case have != nil:
+			return ErrDuplicate
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE ca_issuances SET certificate = ?, issued_ms = ? WHERE serial = ?",
+			cert, at.UnixMilli(), serial); err != nil {
+			return err
+		}
+		for i, sct := range scts {
+			if _, err := tx.ExecContext(ctx,
+				"INSERT INTO ca_scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
+				serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
+				return fmt.Errorf("SCT %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate):
+		return fmt.Errorf("certificate %s: %w", serial, err)
+	case err != nil:
+		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
+	}
+	return nil
+}
+
+// Revoke implements Store.
+func (s *MySQL) Revoke(ctx context.Context, serial string, reason int, at time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var revoked sql.NullInt64
+		err := tx.QueryRowContext(ctx, "SELECT revoked_ms FROM ca_issuances WHERE serial = ? FOR UPDATE", serial).Scan(&revoked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case revoked.Valid:
+			return ErrAlreadyRevoked
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE ca_issuances SET revoked_ms = ?, revocation_reason = ? WHERE serial = ?",
+			at.UnixMilli(), reason, serial)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyRevoked):
+		return fmt.Errorf("revoking %s: %w", serial, err)
+	case err != nil:
+		return fmt.Errorf("couldn't revoke %s: %w", serial, err)
+	}
+	return nil
+}
+
+// Get implements Store.
+func (s *MySQL) Get(ctx context.Context, serial string) (*Record, error) {
+	return mysqlTables.get(ctx, s.db, serial)
+}
+
+// Revoked implements Store.
+func (s *MySQL) Revoked(ctx context.Context, issuerKeyID []byte, now time.Time) ([]Revocation, error) {
+	return mysqlTables.revoked(ctx, s.db, issuerKeyID, now)
+}

@@ -1,0 +1,63 @@
+// Package mysqldb holds what ctstage's own MySQL tables (the ACME state, the
+// CA's records) share: schema migration by a version row, under a named
+// lock.
+package mysqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Migrate brings the schema of the tables named in migrations to version
+// len(migrations): migrations[v] are the statements that take it from
+// version v to v+1, and the one row of versionTable records the version
+// reached after each step. A schema written by a newer ctstage (a higher
+// version) is refused rather than misread.
+//
+// MySQL DDL is not transactional, so the steps run under GET_LOCK(lock),
+// which serializes ctstage processes sharing a database, and each
+// statement should be safe to repeat (CREATE TABLE IF NOT EXISTS) in case
+// a process stops between a statement and the version update.
+func Migrate(ctx context.Context, db *sql.DB, lock, versionTable string, migrations [][]string) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", lock).Scan(&got); err != nil {
+		return err
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("couldn't take the schema lock %s within 60 s", lock)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", lock)
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+" (version INT NOT NULL) ENGINE=InnoDB"); err != nil {
+		return err
+	}
+	var v int
+	switch err := conn.QueryRowContext(ctx, "SELECT version FROM "+versionTable).Scan(&v); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := conn.ExecContext(ctx, "INSERT INTO "+versionTable+" (version) VALUES (0)"); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this ctstage's %d", v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		for _, stmt := range migrations[v] {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("couldn't migrate to schema version %d: %w", v+1, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "UPDATE "+versionTable+" SET version = ?", v+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
