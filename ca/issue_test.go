@@ -368,6 +368,9 @@ func TestIssueBadRequests(t *testing.T) {
 		{"Underscore", Request{PublicKey: good, Names: []string{"a_b.example.com"}}},
 		{"InnerWildcard", Request{PublicKey: good, Names: []string{"a.*.example.com"}}},
 		{"NumericTLD", Request{PublicKey: good, Names: []string{"example.123"}}},
+		{"ReservedTLD", Request{PublicKey: good, Names: []string{"example.com", "a.watched.test"}}},
+		{"WildcardReservedTLD", Request{PublicKey: good, Names: []string{"*.corp.internal"}}},
+		{"BadPunycode", Request{PublicKey: good, Names: []string{"xn--a.example.com"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := c.Issue(context.Background(), tc.req); !errors.Is(err, ErrBadRequest) {

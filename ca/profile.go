@@ -153,8 +153,12 @@ func (n *normalized) setNames(names []string) error {
 			continue
 		}
 		d := strings.ToLower(s)
-		if err := checkDNSName(d); err != nil {
-			return err
+		err := CheckDNSName(d)
+		if err == nil {
+			err = CheckPublicName(d, time.Now())
+		}
+		if err != nil {
+			return fmt.Errorf("%w: name %q: %v", ErrBadRequest, d, err)
 		}
 		if seenOnce(seen, d) {
 			n.dns = append(n.dns, d)
@@ -173,32 +177,37 @@ func seenOnce(seen map[string]bool, s string) bool {
 	return true
 }
 
-// checkDNSName accepts a lower-case host name of letter-digit-hyphen labels,
-// with at least two labels and an optional leading "*." wildcard label.
-func checkDNSName(d string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: name %q: %s", ErrBadRequest, d, why) }
+// CheckDNSName returns nil when d is a lower-case host name the CA puts in
+// a certificate: letter-digit-hyphen labels, at least two, none starting
+// or ending with '-', a top-level label not all digits, at most 253
+// characters, optionally one leading "*." label; a trailing dot is
+// refused. Otherwise the error says why, without the name. The ACME
+// server checks identifiers with it, and ctstage's config file the
+// built-in resolver's names; CheckPublicName adds what a publicly
+// trusted certificate needs on top.
+func CheckDNSName(d string) error {
 	if len(d) > 253 {
-		return bad("longer than 253 characters")
+		return errors.New("longer than 253 characters")
 	}
 	labels := strings.Split(strings.TrimPrefix(d, "*."), ".")
 	if len(labels) < 2 {
-		return bad("not a fully qualified domain name")
+		return errors.New("not a fully qualified domain name")
 	}
 	for _, l := range labels {
 		if len(l) == 0 || len(l) > 63 {
-			return bad("empty label or label longer than 63 characters")
+			return errors.New("empty label or label longer than 63 characters")
 		}
 		if l[0] == '-' || l[len(l)-1] == '-' {
-			return bad("label starts or ends with '-'")
+			return errors.New("label starts or ends with '-'")
 		}
 		for _, c := range l {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return bad("character outside letters, digits and '-'")
+				return errors.New("character outside letters, digits and '-'")
 			}
 		}
 	}
-	if _, err := netip.ParseAddr(labels[len(labels)-1]); err == nil || isDigits(labels[len(labels)-1]) {
-		return bad("all-numeric top-level label")
+	if isDigits(labels[len(labels)-1]) {
+		return errors.New("all-numeric top-level label")
 	}
 	return nil
 }

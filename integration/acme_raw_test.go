@@ -243,6 +243,9 @@ func TestACMEBadInput(t *testing.T) {
 		{"two bad identifiers", func() rawRsp {
 			return a.post(a.url("newOrder"), map[string]any{"identifiers": []map[string]string{{"type": "dns", "value": "-bad-.example"}, {"type": "email", "value": "x"}}})
 		}, 400, "compound"},
+		{"reserved TLD", func() rawRsp {
+			return a.post(a.url("newOrder"), map[string]any{"identifiers": []map[string]string{{"type": "dns", "value": "a.watched.test"}}})
+		}, 400, "rejectedIdentifier"},
 		{"unknown profile", func() rawRsp {
 			return a.post(a.url("newOrder"), map[string]any{"identifiers": []map[string]string{{"type": "dns", "value": "x.example.com"}}, "profile": "nope"})
 		}, 400, "invalidProfile"},

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ctstage/ctstage/ca"
 )
@@ -46,8 +47,12 @@ func checkIdentifier(id Identifier, profile string) (Identifier, *Problem) {
 		if _, err := netip.ParseAddr(v); err == nil {
 			return id, malformed("%q is an IP address; use an identifier of type ip", id.Value)
 		}
-		if why := badDNSName(v); why != "" {
-			return id, rejectedIdentifier("%q: %s", id.Value, why)
+		err := ca.CheckDNSName(v)
+		if err == nil {
+			err = ca.CheckPublicName(v, time.Now())
+		}
+		if err != nil {
+			return id, rejectedIdentifier("%q: %v", id.Value, err)
 		}
 		return Identifier{Type: "dns", Value: v}, nil
 	case "ip":
@@ -61,32 +66,6 @@ func checkIdentifier(id Identifier, profile string) (Identifier, *Problem) {
 		return Identifier{Type: "ip", Value: a.Unmap().String()}, nil
 	}
 	return id, unsupportedIdentifier("identifier type %q is not supported (dns, ip)", id.Type)
-}
-
-// badDNSName says why d is not an acceptable name, or "".
-func badDNSName(d string) string {
-	if len(d) > 253 {
-		return "longer than 253 characters"
-	}
-	labels := strings.Split(strings.TrimPrefix(d, "*."), ".")
-	if len(labels) < 2 {
-		return "not a fully qualified domain name"
-	}
-	for _, l := range labels {
-		if len(l) == 0 || len(l) > 63 {
-			return "empty label or label longer than 63 characters"
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return "label starts or ends with '-'"
-		}
-		if strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
-			return "character outside letters, digits and '-'"
-		}
-	}
-	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
-		return "all-numeric top-level label"
-	}
-	return ""
 }
 
 // names are the identifiers' values, as the CA takes them.

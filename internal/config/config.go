@@ -1,8 +1,10 @@
 // Package config reads ctstage's YAML config file (docs/config.md) and
 // hands each package its section: logs to ctlog (ctlog.Config) and
 // acme.rate_limits to ca/ratelimit (ratelimit.Section). Each package keeps
-// its section's type, defaults and validation; this package only decodes
-// the file, strictly: an unknown key at any level is an error.
+// its section's type, defaults and validation; this package decodes the
+// file, strictly: an unknown key at any level is an error. The one
+// section it defines itself is acme.dns (DNSSection), the built-in
+// resolver's records, which ca/va's Zone takes as plain values.
 package config
 
 import (
@@ -37,6 +39,9 @@ type ACME struct {
 	// RateLimits are the ACME rate limits; a limit left out keeps the
 	// staging default (ratelimit.Defaults).
 	RateLimits ratelimit.Section `yaml:"rate_limits"`
+	// DNS holds the built-in resolver's records at start; left out,
+	// every name resolves to 127.0.0.1.
+	DNS DNSSection `yaml:"dns"`
 }
 
 // Config is a file's settings with the defaults filled in, validated.
@@ -45,12 +50,14 @@ type Config struct {
 	Logs ctlog.Config
 	// RateLimits are the ACME rate limits.
 	RateLimits ratelimit.Config
+	// DNS are the built-in resolver's records at start.
+	DNS DNS
 }
 
 // Default is the configuration without a file: the default topology
-// (ctlog.DefaultConfig) and the staging rate limits.
+// (ctlog.DefaultConfig), the staging rate limits, every name at 127.0.0.1.
 func Default(now time.Time) Config {
-	return Config{Logs: ctlog.DefaultConfig(now), RateLimits: ratelimit.Defaults()}
+	return Config{Logs: ctlog.DefaultConfig(now), RateLimits: ratelimit.Defaults(), DNS: DefaultDNS()}
 }
 
 // Load reads and parses the file at path; see Parse.
@@ -84,7 +91,11 @@ func Parse(b []byte, now time.Time) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config: acme.rate_limits.%w", err)
 	}
-	return Config{Logs: logs, RateLimits: limits}, nil
+	dns, err := f.ACME.DNS.DNS()
+	if err != nil {
+		return Config{}, fmt.Errorf("config: acme.dns.%w", err)
+	}
+	return Config{Logs: logs, RateLimits: limits, DNS: dns}, nil
 }
 
 // lineRE finds the line number yaml.v3 puts at the start of each of a

@@ -232,6 +232,7 @@ func FuzzParse(f *testing.F) {
 		"logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      not_after_start: 2026-01-01T00:00:00Z\n      not_after_limit: 2026-07-01T00:00:00Z\n",
 		"logs:\n  operators: [{name: A, shards: [{name: a, state: readonly, mmd: 1h}]}]\n", "logs: [", "\x00",
 		"a: &x {b: *x}\n", "- [[[[x]]]]\n",
+		"acme:\n  dns:\n    default_addresses: ['::1']\n    hosts: {'*.a.test': [127.0.0.2]}\n    caa: {a.test: [{flag: 128, tag: issue, value: x}]}\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -245,6 +246,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if err := cfg.RateLimits.Validate(); err != nil {
 			t.Fatalf("Parse returned rate limits that do not validate: %v", err)
+		}
+		if err := cfg.DNS.Validate(); err != nil || len(cfg.DNS.DefaultAddresses) == 0 {
+			t.Fatalf("Parse returned DNS records that do not validate: %v %+v", err, cfg.DNS)
 		}
 	})
 }

@@ -98,7 +98,7 @@ func (st *Stage) startACME(ctx context.Context, opts Options, reg prometheus.Reg
 	}
 	p := &st.acme
 	p.errs = make(chan error, 3)
-	zone := va.NewZone(nil, nil)
+	zone := opts.DNS.Zone() // acme.dns of the config file
 	var err error
 	if opts.DNSAddr != "" {
 		if p.dns, err = va.ListenDNS(opts.DNSAddr, zone, st.log.With("component", "dns")); err != nil {

@@ -74,6 +74,10 @@ type Options struct {
 	// config file's acme.rate_limits; nil takes the file's, or
 	// ratelimit.Defaults() without one.
 	RateLimits *ratelimit.Config
+	// DNS, when set, are the built-in resolver's records at start, in
+	// place of the config file's acme.dns; nil takes the file's, or
+	// every name at 127.0.0.1 without one.
+	DNS *config.DNS
 }
 
 // Stage is a running ctstage.
@@ -134,6 +138,7 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 		return nil, err
 	}
 	opts.RateLimits = &cfg.RateLimits // what the ACME server enforces
+	opts.DNS = &cfg.DNS               // what the built-in resolver holds at start
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory: %w", err)
 	}
@@ -283,7 +288,8 @@ func Run(ctx context.Context, opts Options) error {
 // loadConfig reads opts.ConfigFile, or takes the defaults without one.
 // The rate limits are, first to last: opts.RateLimits when set (which
 // --no-rate-limits sets to Disabled), the file's acme.rate_limits, the
-// staging defaults.
+// staging defaults. The resolver's records are opts.DNS when set, else
+// the file's acme.dns, else every name at 127.0.0.1.
 func loadConfig(opts Options) (config.Config, error) {
 	cfg := config.Default(opts.Now())
 	if opts.ConfigFile != "" {
@@ -297,6 +303,12 @@ func loadConfig(opts Options) (config.Config, error) {
 			return config.Config{}, fmt.Errorf("invalid Options.RateLimits: %w", err)
 		}
 		cfg.RateLimits = *opts.RateLimits
+	}
+	if opts.DNS != nil {
+		if err := opts.DNS.Validate(); err != nil {
+			return config.Config{}, fmt.Errorf("invalid Options.DNS: %w", err)
+		}
+		cfg.DNS = *opts.DNS
 	}
 	return cfg, nil
 }
