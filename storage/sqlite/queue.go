@@ -19,6 +19,12 @@ import (
 // before senders block.
 const requestBuffer = 4096
 
+// defaultLinger is how long a busy committer waits for more requests
+// before it commits; see collect. Measured with 64 clients on 2 cores
+// (docs/benchmarks.md): 3.5x fewer commits (fsyncs), +7% add-pre-chain/s,
+// no worse latency.
+const defaultLinger = 2 * time.Millisecond
+
 // committer is the group commit of QueueLeaves: one goroutine takes every
 // waiting request (up to maxBatch leaves), writes them in one transaction on
 // the writer connection, commits once and answers each caller.
@@ -26,6 +32,11 @@ type committer struct {
 	db       *DB
 	maxBatch int
 	requests chan *queueRequest
+	// linger is how long collect waits for more requests when busy.
+	linger time.Duration
+	// lastBatch is how many requests the previous commit answered; only
+	// the committer goroutine uses it.
+	lastBatch int
 
 	// mu guards closed; senders hold it for reading while they send, so
 	// close can wait for them and no request is sent after the last drain.
@@ -57,6 +68,7 @@ func newCommitter(db *DB, maxBatch int) *committer {
 	c := &committer{
 		db:       db,
 		maxBatch: maxBatch,
+		linger:   defaultLinger,
 		requests: make(chan *queueRequest, requestBuffer),
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -138,16 +150,36 @@ func (c *committer) drain() {
 }
 
 // collect returns first plus the requests already waiting, up to maxBatch
-// leaves.
+// leaves. When the previous batch answered several callers, the log is
+// busy and more requests are on their way: collect then waits up to
+// linger for them, so that one commit (and one fsync) serves more callers.
+// A lone caller never waits.
 func (c *committer) collect(first *queueRequest) []*queueRequest {
 	batch := []*queueRequest{first}
 	n := len(first.leaves)
+	var timeout <-chan time.Time
+	if c.lastBatch > 1 {
+		t := time.NewTimer(c.linger)
+		defer t.Stop()
+		timeout = t.C
+	}
+	defer func() { c.lastBatch = len(batch) }()
 	for n < c.maxBatch {
 		select {
 		case req := <-c.requests:
 			batch = append(batch, req)
 			n += len(req.leaves)
+			continue
 		default:
+		}
+		if timeout == nil {
+			return batch
+		}
+		select {
+		case req := <-c.requests:
+			batch = append(batch, req)
+			n += len(req.leaves)
+		case <-timeout:
 			return batch
 		}
 	}

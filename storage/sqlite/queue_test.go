@@ -426,3 +426,39 @@ func cloneLeaves(leaves []*trillian.LogLeaf) []*trillian.LogLeaf {
 	}
 	return out
 }
+
+// TestCommitterLinger checks the group commit's wait for more requests:
+// after a batch of several callers, collect waits for the next ones (here
+// until maxBatch, with a linger far longer than the test); after a lone
+// caller it commits at once.
+func TestCommitterLinger(t *testing.T) {
+	req := func() *queueRequest { return &queueRequest{leaves: make([]*trillian.LogLeaf, 1)} }
+	c := &committer{maxBatch: 3, linger: time.Hour, requests: make(chan *queueRequest, 8)}
+
+	start := time.Now()
+	if got := c.collect(req()); len(got) != 1 {
+		t.Fatalf("lone caller: batch of %d, want 1", len(got))
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Fatalf("lone caller waited %s", d)
+	}
+
+	c.lastBatch = 2 // busy
+	go func() {
+		for range 2 {
+			time.Sleep(10 * time.Millisecond)
+			c.requests <- req()
+		}
+	}()
+	if got := c.collect(req()); len(got) != 3 {
+		t.Fatalf("busy: batch of %d, want 3 (it must wait for the two late requests)", len(got))
+	}
+	if c.lastBatch != 3 {
+		t.Fatalf("lastBatch = %d, want 3", c.lastBatch)
+	}
+
+	c.linger = 20 * time.Millisecond // busy, but nobody else comes: the linger ends it
+	if got := c.collect(req()); len(got) != 1 {
+		t.Fatalf("busy, alone: batch of %d, want 1", len(got))
+	}
+}
