@@ -273,6 +273,14 @@ func TestACMEBadInput(t *testing.T) {
 		})
 	}
 
+	// A body over the server's 64 KiB limit is malformed (not a 500, not
+	// a partial read parsed as JWS).
+	t.Run("oversized body", func(t *testing.T) {
+		if r := a.postRaw(acctURL, bytes.Repeat([]byte("a"), 128<<10)); r.status != http.StatusBadRequest || r.problemType() != "malformed" {
+			t.Errorf("got %d %s, want 400 malformed", r.status, r.body)
+		}
+	})
+
 	// Issue, then another account's download and revocation are refused.
 	r := a.post(finalizeURL, map[string]string{"csr": csrFor(t, ecKey, "bad.example.com")})
 	if r.status != http.StatusOK {
