@@ -265,7 +265,7 @@ func benchFlows(b *testing.B, directory string, roots *x509.CertPool, pid int) {
 type flowClient struct {
 	hc    *http.Client
 	key   *ecdsa.PrivateKey
-	dir   struct{ NewNonce, NewAccount, NewOrder string }
+	dir   struct{ NewNonce, NewAccount, NewOrder, RevokeCert string }
 	kid   string
 	nonce string
 }
@@ -347,6 +347,7 @@ type flowRsp struct {
 }
 
 // post sends a signed POST and expects status; one badNonce is retried.
+// Another status is a *flowStatusError.
 func (c *flowClient) post(url string, payload any, status int) (flowRsp, error) {
 	for attempt := 0; ; attempt++ {
 		body, err := c.jws(url, payload)
@@ -369,8 +370,20 @@ func (c *flowClient) post(url string, payload any, status int) (flowRsp, error) 
 		if attempt == 0 && bytes.Contains(b, []byte("badNonce")) {
 			continue
 		}
-		return flowRsp{}, fmt.Errorf("POST %s: %s: %s", url, rsp.Status, b)
+		return flowRsp{}, &flowStatusError{url: url, status: rsp.StatusCode, body: b}
 	}
+}
+
+// flowStatusError is an answer with another status than the one expected;
+// any other error of post is the transport's (or of the nonce's request).
+type flowStatusError struct {
+	url    string
+	status int
+	body   []byte // the problem document
+}
+
+func (e *flowStatusError) Error() string {
+	return fmt.Sprintf("POST %s: %d %s: %s", e.url, e.status, http.StatusText(e.status), e.body)
 }
 
 type flowObject struct {

@@ -119,11 +119,26 @@ type crashLoad struct {
 
 	failed atomic.Int64 // submissions that ended without an SCT
 
+	progress // its mu also guards scts and sths; counts SCTs received
+	scts     []received
+	sths     [][]*ct.SignedTreeHead // per shard, in the order seen, distinct
+}
+
+// progress counts what a load under crashes had acknowledged, so that a
+// kill can wait until the server is taking requests. Embed it in a struct
+// that is not copied, and call init.
+type progress struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
-	scts   []received
-	sths   [][]*ct.SignedTreeHead // per shard, in the order seen, distinct
 	counts int
+}
+
+func (p *progress) init() { p.cond = sync.NewCond(&p.mu) }
+
+// ack counts one acknowledged result; the caller holds mu.
+func (p *progress) ack() {
+	p.counts++
+	p.cond.Broadcast()
 }
 
 // received is an SCT a client got for a chain.
@@ -147,7 +162,7 @@ func newCrashLoad(ca *testca.CA, shards []*loglist3.Log, notAfter time.Time) *cr
 			Transport: &http.Transport{MaxIdleConnsPerHost: 2 * crashSubmitters, DisableCompression: true},
 		},
 	}
-	ld.cond = sync.NewCond(&ld.mu)
+	ld.init()
 	return ld
 }
 
@@ -187,8 +202,7 @@ func (ld *crashLoad) submitter(ctx context.Context, t testing.TB, w int) {
 		}
 		ld.mu.Lock()
 		ld.scts = append(ld.scts, received{shard: shard, chain: chain, precert: precert, sct: sct})
-		ld.counts++
-		ld.cond.Broadcast()
+		ld.ack()
 		ld.mu.Unlock()
 	}
 }
@@ -232,26 +246,26 @@ func sameSTH(a, b *ct.SignedTreeHead) bool {
 	return a.TreeSize == b.TreeSize && a.Timestamp == b.Timestamp && a.SHA256RootHash == b.SHA256RootHash
 }
 
-func (ld *crashLoad) count() int {
-	ld.mu.Lock()
-	defer ld.mu.Unlock()
-	return ld.counts
+func (p *progress) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts
 }
 
-// waitForMore waits until more than n SCTs have been received, so that a
-// kill lands while the server is taking submissions.
-func (ld *crashLoad) waitForMore(t testing.TB, n int, within time.Duration) {
+// waitForMore waits until more than n results have been acknowledged, so
+// that a kill lands while the server is taking requests.
+func (p *progress) waitForMore(t testing.TB, n int, within time.Duration) {
 	t.Helper()
-	timer := time.AfterFunc(within, func() { ld.mu.Lock(); ld.cond.Broadcast(); ld.mu.Unlock() })
+	timer := time.AfterFunc(within, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	defer timer.Stop()
 	deadline := time.Now().Add(within)
-	ld.mu.Lock()
-	defer ld.mu.Unlock()
-	for ld.counts <= n {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.counts <= n {
 		if time.Now().After(deadline) {
-			t.Fatalf("no SCT received within %v (still %d)", within, n)
+			t.Fatalf("nothing acknowledged within %v (still %d)", within, n)
 		}
-		ld.cond.Wait()
+		p.cond.Wait()
 	}
 }
 
