@@ -36,7 +36,11 @@ func ListenDNS(addr string, z *Zone, log *slog.Logger) (*DNSServer, error) {
 		}
 		w.WriteMsg(m)
 	})
-	s := &DNSServer{udp: &dns.Server{PacketConn: pc, Handler: h}, tcp: &dns.Server{Listener: l, Handler: h}, addr: pc.LocalAddr().String()}
+	// UDPSize is the read buffer: miekg/dns's default of 512 bytes cuts a
+	// longer query (EDNS0 options, padding) short, and the cut query is
+	// answered FORMERR.
+	udp := &dns.Server{PacketConn: pc, Handler: h, UDPSize: dns.MaxMsgSize}
+	s := &DNSServer{udp: udp, tcp: &dns.Server{Listener: l, Handler: h}, addr: pc.LocalAddr().String()}
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
 		go func() {
 			if err := srv.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
