@@ -392,6 +392,7 @@ type flowObject struct {
 	Finalize       string
 	Certificate    string
 	Challenges     []struct{ Type, URL, Status string }
+	Error          *struct{ Type, Detail string }
 }
 
 // get POSTs-as-GET url and decodes the object.

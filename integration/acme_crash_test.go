@@ -41,6 +41,9 @@ const (
 	acmeCrashMaxUp       = 3 * time.Second // ... and at most
 	acmeCrashTail        = 2 * time.Second // load after the last restart
 	acmeCrashRevokeEvery = 3               // each client revokes every third certificate it gets
+	// acmeCrashIssueTimeout is acme.issue_timeout: an order a kill left
+	// processing reads invalid twice that after its finalize started.
+	acmeCrashIssueTimeout = 10 * time.Second
 )
 
 // acmeCrashReasons are the reasons revokeCert accepts, used in turn.
@@ -68,8 +71,9 @@ var acmeCrashReasons = []int{0, 1, 3, 4, 5}
 // exactly for the revoked ones. On each storage.
 //
 // What a kill does lose, of what no client was told, is counted in the
-// log: an order whose finalize the kill cut short stays processing for
-// good (the client has to order again), and a final certificate whose
+// log: an order whose finalize the kill cut short turns invalid (the
+// client has to order again) or, when its certificate was recorded,
+// valid, once the issue timeout has passed twice over, and a final certificate whose
 // background submission was in flight never reaches the logs (its
 // precertificate did, before the certificate existed).
 func TestACMECrash(t *testing.T) {
@@ -91,7 +95,14 @@ func testACMECrash(t *testing.T, storage string) {
 	for acmeAddr == logAddr {
 		acmeAddr = restartableAddr(t)
 	}
-	args := append([]string{"--data", data, "--storage", storage, "--acme-always-valid", "--log-level", "warn"}, isolationArgs...)
+	// A short issue timeout, so that an order a kill left processing
+	// turns invalid (after twice that) within the test.
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, "acme:\n  issue_timeout: %s\n", acmeCrashIssueTimeout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--data", data, "--storage", storage, "--acme-always-valid", "--log-level", "warn",
+		"--config", cfgFile}, isolationArgs...)
 	args = append(args, "--acme-addr", acmeAddr) // after isolationArgs, which turn ACME off
 	srv := startServerAt(t, logAddr, args...)
 
@@ -104,6 +115,7 @@ func testACMECrash(t *testing.T, storage string) {
 	t.Cleanup(func() { stop(); wg.Wait() }) // also on t.Fatal
 
 	var outages []time.Duration
+	lastStart := time.Now()
 	for range acmeCrashKills {
 		before := ld.count()
 		time.Sleep(acmeCrashMinUp + time.Duration(rng.Int64N(int64(acmeCrashMaxUp-acmeCrashMinUp))))
@@ -112,6 +124,7 @@ func testACMECrash(t *testing.T, storage string) {
 		down := time.Now()
 		ld.gen.Add(1) // after the process is gone: see acmeCrashCert.gen
 		srv = startServerAt(t, logAddr, args...)
+		lastStart = time.Now()
 		outages = append(outages, time.Since(down).Round(time.Millisecond))
 	}
 	before := ld.count()
@@ -133,6 +146,7 @@ func testACMECrash(t *testing.T, storage string) {
 	checkStart := time.Now()
 	ld.checkAccounts(t)
 	ld.checkOrders(t)
+	ld.checkStuck(t, lastStart.Add(2*acmeCrashIssueTimeout))
 	cs := &clientStage{server: srv, data: data, acmeURL: "https://" + acmeAddr, hc: ld.hc}
 	ld.checkCertificates(t, cs, "http://"+logAddr+"/log.v3.json")
 	ld.checkFinalEntries(t, "http://"+logAddr, ld.gen.Load())
@@ -154,11 +168,12 @@ type acmeCrashLoad struct {
 	transportErrs atomic.Int64 // requests that found no server
 	stuck         atomic.Int64 // orders a kill during finalize left processing
 
-	progress // its mu also guards the slices below; counts acknowledgements
-	accounts []*flowClient
-	orders   []acmeCrashRef // answered 201
-	authzs   []acmeCrashRef // challenge answered valid
-	certs    []*acmeCrashCert
+	progress    // its mu also guards the slices below; counts acknowledgements
+	accounts    []*flowClient
+	orders      []acmeCrashRef // answered 201
+	authzs      []acmeCrashRef // challenge answered valid
+	certs       []*acmeCrashCert
+	stuckOrders []acmeCrashRef // left processing by a kill
 }
 
 // acmeCrashRef is an object URL and the client that may read it.
@@ -379,6 +394,7 @@ func (ld *acmeCrashLoad) finalize(ctx context.Context, t testing.TB, c *flowClie
 		if o.Status == "processing" {
 			if ld.gen.Load() != gen {
 				ld.stuck.Add(1)
+				ld.record(func() { ld.stuckOrders = append(ld.stuckOrders, acmeCrashRef{c, orderURL}) })
 				return ""
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -480,6 +496,30 @@ func (ld *acmeCrashLoad) checkOrders(t *testing.T) {
 			t.Errorf("order %s answered valid with certificate %s, now %+v, %v", cert.order, cert.url, o, err)
 		}
 	}
+}
+
+// checkStuck: every order a kill left processing reads valid (its
+// certificate was recorded) or invalid with a serverInternal error once
+// twice the issue timeout has passed since the last start (after, a kill
+// cannot interrupt an issuance), at the latest.
+func (ld *acmeCrashLoad) checkStuck(t *testing.T, after time.Time) {
+	t.Helper()
+	time.Sleep(time.Until(after))
+	valid := 0
+	for _, o := range ld.stuckOrders {
+		got, err := o.c.get(o.url)
+		switch {
+		case err != nil:
+			t.Errorf("order %s left processing by a kill: %v", o.url, err)
+		case got.Status == "valid" && got.Certificate != "":
+			valid++
+		case got.Status == "invalid" && got.Error != nil && got.Error.Type == "urn:ietf:params:acme:error:serverInternal":
+		default:
+			t.Errorf("order %s left processing by a kill is now %+v", o.url, got)
+		}
+	}
+	t.Logf("%d orders left processing by a kill: %d now valid (certificate recorded), the others invalid",
+		len(ld.stuckOrders), valid)
 }
 
 // checkCertificates downloads every certificate again and checks it as

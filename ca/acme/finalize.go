@@ -13,15 +13,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/ca/ratelimit"
 )
-
-// issueTimeout bounds one issuance, CT included; it runs on even if the
-// client goes away, so that the order's state stays consistent.
-const issueTimeout = 60 * time.Second
 
 // finalize checks the CSR and issues through the CA (section 7.4). It
 // answers once the certificate is issued (status valid) or issuance
@@ -42,7 +37,7 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) error {
 
 // finalizeOrder finalizes o, an order of the requesting account.
 func (s *Server) finalizeOrder(w http.ResponseWriter, r *http.Request, q *request, o *Order) error {
-	if st, err := s.orderStatus(r.Context(), o); err != nil {
+	if st, _, err := s.orderStatus(r.Context(), o); err != nil {
 		return err
 	} else if st != statusReady {
 		return orderNotReady("order is %s, not ready", st)
@@ -57,11 +52,13 @@ func (s *Server) finalizeOrder(w http.ResponseWriter, r *http.Request, q *reques
 	if err != nil {
 		return err
 	}
-	o.Status = statusProcessing
+	o.Status, o.Processing = statusProcessing, s.opts.Now()
 	if err := s.opts.Store.UpdateOrder(r.Context(), o); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), issueTimeout)
+	// The issuance runs on even if the client goes away, so that the
+	// order's state stays consistent; Options.IssueTimeout bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opts.IssueTimeout)
 	defer cancel()
 	if err := s.issue(ctx, o, csr.PublicKey); err != nil {
 		return err
@@ -130,7 +127,10 @@ func checkCSRKey(pub crypto.PublicKey, a *Account) error {
 }
 
 // issue issues the order's certificate through the CA and records it;
-// failures leave the order invalid with the problem as its error.
+// failures leave the order invalid with the problem as its error. The
+// serial goes into the order (still processing) before the certificate
+// is recorded, and the order turns valid last: a crash in between leaves
+// an order that orderStatus reads valid once its certificate is recorded.
 func (s *Server) issue(ctx context.Context, o *Order, pub crypto.PublicKey) error {
 	iss, err := s.opts.CA.Issue(ctx, ca.Request{PublicKey: pub, Names: names(o.Identifiers), Profile: o.Profile})
 	if err != nil {
@@ -148,13 +148,17 @@ func (s *Server) issue(ctx context.Context, o *Order, pub crypto.PublicKey) erro
 	c := &Certificate{Serial: iss.Serial.Text(16), AccountID: o.AccountID, OrderID: o.ID, DER: iss.Certificate,
 		Issuer: s.opts.Chains.issuerName(iss.Issuer), Names: names(o.Identifiers),
 		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, Issued: s.opts.Now()}
+	o.CertSerial = c.Serial
+	if err := s.opts.Store.UpdateOrder(ctx, o); err != nil {
+		return err
+	}
 	if err := s.opts.Store.AddCertificate(ctx, c); err != nil {
 		return err
 	}
 	if err := s.afterIssue(ctx, o, c); err != nil {
 		return err
 	}
-	o.Status, o.CertSerial = statusValid, c.Serial
+	o.Status = statusValid
 	s.metrics.certificate(o.Profile)
 	return s.opts.Store.UpdateOrder(ctx, o)
 }

@@ -147,12 +147,24 @@ func (s *Server) loadOrder(ctx context.Context, q *request, id string) (*Order, 
 	return o, own(q, o.AccountID, "order")
 }
 
-// orderStatus is the order's status (section 7.1.6): stored once
-// processing started, else computed from its authorizations.
-func (s *Server) orderStatus(ctx context.Context, o *Order) (string, error) {
-	if o.Status != statusPending {
-		return o.Status, nil
+// orderStatus is the order's status (section 7.1.6) and its error, computed
+// on each read from what is stored: the status finalize stored, except
+// that a pending order is ready or invalid by its authorizations and its
+// expiry, and a processing order is judged by processingStatus.
+func (s *Server) orderStatus(ctx context.Context, o *Order) (string, *Problem, error) {
+	switch o.Status {
+	case statusPending:
+		st, err := s.pendingStatus(ctx, o)
+		return st, nil, err
+	case statusProcessing:
+		return s.processingStatus(ctx, o)
 	}
+	return o.Status, o.Error, nil
+}
+
+// pendingStatus is pending, ready or invalid (expired, or an
+// authorization failed) for an order finalize has not touched.
+func (s *Server) pendingStatus(ctx context.Context, o *Order) (string, error) {
 	if s.opts.Now().After(o.Expires) {
 		return statusInvalid, nil
 	}
@@ -176,17 +188,44 @@ func (s *Server) orderStatus(ctx context.Context, o *Order) (string, error) {
 	return statusPending, nil
 }
 
+// processingStatus judges an order stored processing. Its certificate
+// recorded, it is valid (a crash came between recording the certificate
+// and the order). Otherwise it stays processing while an issuance may
+// still be running, for 2 x IssueTimeout from the start of finalize (the
+// issuance is cut at IssueTimeout; the rest is margin for the store's
+// last writes), even past its expiry, so that a running issuance never
+// turns an invalid order valid. After that the server has given up: the
+// order is invalid, as it is past its expiry.
+//
+// Nothing is written back: a read never races a finalize still running,
+// and the answer is the same on every read and after a restart.
+func (s *Server) processingStatus(ctx context.Context, o *Order) (string, *Problem, error) {
+	if o.CertSerial != "" {
+		_, err := s.opts.Store.Certificate(ctx, o.CertSerial)
+		if err == nil {
+			return statusValid, nil, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", nil, err
+		}
+	}
+	if s.opts.Now().Sub(o.Processing) < 2*s.opts.IssueTimeout {
+		return statusProcessing, nil, nil
+	}
+	return statusInvalid, serverInternal("issuance was interrupted (the server stopped while processing the order); order again"), nil
+}
+
 func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, o *Order, status int) error {
-	st, err := s.orderStatus(r.Context(), o)
+	st, p, err := s.orderStatus(r.Context(), o)
 	if err != nil {
 		return err
 	}
-	j := orderJSON{Status: st, Expires: o.Expires, Identifiers: o.Identifiers, Error: o.Error,
+	j := orderJSON{Status: st, Expires: o.Expires, Identifiers: o.Identifiers, Error: p,
 		Finalize: s.url(r, pathOrder+o.ID+"/finalize"), Profile: o.Profile, Replaces: o.Replaces}
 	for _, id := range o.AuthzIDs {
 		j.Authorizations = append(j.Authorizations, s.url(r, pathAuthz+id))
 	}
-	if o.CertSerial != "" {
+	if st == statusValid {
 		j.Certificate = s.url(r, pathCert+o.CertSerial)
 	}
 	w.Header().Set("Location", s.url(r, pathOrder+o.ID))

@@ -55,6 +55,10 @@ type Options struct {
 	// OrderLifetime is how long pending orders and authorizations live;
 	// default 7 days.
 	OrderLifetime time.Duration
+	// IssueTimeout bounds one issuance, CT included. An order still
+	// processing 2 x IssueTimeout after finalize started (a crash cut its
+	// issuance short) reads invalid. Default 60s.
+	IssueTimeout time.Duration
 	// Registerer receives the ctstage_acme_* metrics; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
@@ -80,6 +84,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.OrderLifetime == 0 {
 		opts.OrderLifetime = 7 * 24 * time.Hour
+	}
+	if opts.IssueTimeout == 0 {
+		opts.IssueTimeout = 60 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -52,9 +52,15 @@ type Order struct {
 	Profile     string       `json:"profile,omitempty"`
 	AuthzIDs    []string     `json:"authzs"`
 	Error       *Problem     `json:"error,omitempty"`
-	CertSerial  string       `json:"cert,omitempty"`
-	Replaces    string       `json:"replaces,omitempty"` // ARI certID
-	Created     time.Time    `json:"created"`
+	// CertSerial is the certificate's serial. Finalize stores it while
+	// the order is still processing, before the certificate itself, so
+	// that an order a crash left processing finds its certificate.
+	CertSerial string    `json:"cert,omitempty"`
+	Replaces   string    `json:"replaces,omitempty"` // ARI certID
+	Created    time.Time `json:"created"`
+	// Processing is when finalize set the order processing; zero for
+	// orders stored by versions that did not record it.
+	Processing time.Time `json:"processing,omitzero"`
 }
 
 // Authz is an authorization with its challenges.

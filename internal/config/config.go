@@ -42,6 +42,10 @@ type ACME struct {
 	// DNS holds the built-in resolver's records at start; left out,
 	// every name resolves to 127.0.0.1.
 	DNS DNSSection `yaml:"dns"`
+	// IssueTimeout bounds one issuance through ACME finalize, CT
+	// included, such as "60s"; an order still processing twice as long
+	// (a crash cut its issuance short) reads invalid. Default 60s.
+	IssueTimeout time.Duration `yaml:"issue_timeout"`
 }
 
 // Config is a file's settings with the defaults filled in, validated.
@@ -52,12 +56,14 @@ type Config struct {
 	RateLimits ratelimit.Config
 	// DNS are the built-in resolver's records at start.
 	DNS DNS
+	// IssueTimeout bounds one ACME issuance.
+	IssueTimeout time.Duration
 }
 
 // Default is the configuration without a file: the default topology
 // (ctlog.DefaultConfig), the staging rate limits, every name at 127.0.0.1.
 func Default(now time.Time) Config {
-	return Config{Logs: ctlog.DefaultConfig(now), RateLimits: ratelimit.Defaults(), DNS: DefaultDNS()}
+	return Config{Logs: ctlog.DefaultConfig(now), RateLimits: ratelimit.Defaults(), DNS: DefaultDNS(), IssueTimeout: DefaultIssueTimeout}
 }
 
 // Load reads and parses the file at path; see Parse.
@@ -95,8 +101,18 @@ func Parse(b []byte, now time.Time) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config: acme.dns.%w", err)
 	}
-	return Config{Logs: logs, RateLimits: limits, DNS: dns}, nil
+	issue := f.ACME.IssueTimeout
+	switch {
+	case issue == 0:
+		issue = DefaultIssueTimeout
+	case issue < time.Second:
+		return Config{}, fmt.Errorf("config: acme.issue_timeout: %s is under 1s", issue)
+	}
+	return Config{Logs: logs, RateLimits: limits, DNS: dns, IssueTimeout: issue}, nil
 }
+
+// DefaultIssueTimeout is acme.issue_timeout left out.
+const DefaultIssueTimeout = 60 * time.Second
 
 // lineRE finds the line number yaml.v3 puts at the start of each of a
 // TypeError's messages.

@@ -60,6 +60,9 @@ func TestParseDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg, Default(now)) {
 		t.Errorf("empty file: %+v, want Default(now) %+v", cfg, Default(now))
 	}
+	if cfg, err := Parse([]byte("acme:\n  issue_timeout: 5s\n"), now); err != nil || cfg.IssueTimeout != 5*time.Second {
+		t.Errorf("issue_timeout 5s: %v, %v", cfg.IssueTimeout, err)
+	}
 }
 
 // TestParseErrors checks that unknown keys at every level and bad values
@@ -87,6 +90,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{"acme.rate_limits.orders_per_account: count 2 needs a positive window"}},
 		{"ZeroWindow", "acme:\n  rate_limits:\n    accounts_per_ip: {count: 5, window: 0s}\n",
 			[]string{"acme.rate_limits.accounts_per_ip: count 5 needs a positive window"}},
+		{"ShortIssueTimeout", "acme:\n  issue_timeout: 500ms\n", []string{"acme.issue_timeout: 500ms is under 1s"}},
 		{"NegativeWindow", "acme:\n  rate_limits:\n    certificates_per_domain: {count: 5, window: -1h}\n",
 			[]string{"acme.rate_limits.certificates_per_domain: count 5 needs a positive window"}},
 		{"BadWindow", "acme:\n  rate_limits:\n    orders_per_account:\n      count: 2\n      window: 1 hour\n",

@@ -153,7 +153,7 @@ func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone,
 		CA: st.CA, Hierarchy: st.Hierarchy, Chains: chains, Store: p.store,
 		Validator: va.New(va.Options{Zone: zone, HTTPPort: opts.VAHTTPPort, TLSPort: opts.VATLSPort,
 			DNSAddr: st.DNSAddr, CAAIdentities: []string{CAAIdentity}}),
-		Limits: limits, LimitStore: p.store, AlwaysValid: opts.ACMEAlwaysValid,
+		Limits: limits, LimitStore: p.store, AlwaysValid: opts.ACMEAlwaysValid, IssueTimeout: opts.issueTimeout,
 		CAAIdentities: []string{CAAIdentity}, Website: "https://github.com/ctstage/ctstage",
 		Logger: st.log.With("component", "acme"), Now: opts.Now, Registerer: reg,
 	})

@@ -74,6 +74,8 @@ type Options struct {
 	// config file's acme.rate_limits; nil takes the file's, or
 	// ratelimit.Defaults() without one.
 	RateLimits *ratelimit.Config
+	// issueTimeout is the config's acme.issue_timeout.
+	issueTimeout time.Duration
 	// DNS, when set, are the built-in resolver's records at start, in
 	// place of the config file's acme.dns; nil takes the file's, or
 	// every name at 127.0.0.1 without one.
@@ -139,6 +141,7 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 	}
 	opts.RateLimits = &cfg.RateLimits // what the ACME server enforces
 	opts.DNS = &cfg.DNS               // what the built-in resolver holds at start
+	opts.issueTimeout = cfg.IssueTimeout
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory: %w", err)
 	}
