@@ -23,7 +23,8 @@ type Config struct {
 	SequencerBatchSize int `yaml:"sequencer_batch_size"`
 	// STHMaxAge is how old the newest STH may get while a shard is idle
 	// before the shard signs a fresh one (Trillian's MaxRootDuration).
-	// Default 1m.
+	// Default 1m. A shard with no new STH for 2 x STHMaxAge + 5s is
+	// stalled: /healthz answers 503 naming it.
 	STHMaxAge time.Duration `yaml:"sth_max_age"`
 	// MaxBodyBytes bounds the body of add-chain and add-pre-chain. Default 2 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	tstorage "github.com/google/trillian/storage"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ctstage/ctstage/ctlog"
@@ -38,6 +39,13 @@ type testLog struct {
 
 func newTestLog(tb testing.TB, cfg ctlog.Config) *testLog {
 	tb.Helper()
+	return newTestLogWith(tb, cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// newTestLogWith is newTestLog with the log storage wrapped by wrap (when
+// not nil) and the server's logs sent to logger.
+func newTestLogWith(tb testing.TB, cfg ctlog.Config, wrap func(tstorage.LogStorage) tstorage.LogStorage, logger *slog.Logger) *testLog {
+	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
 	ca, err := testca.New("ctlog test")
@@ -52,16 +60,20 @@ func newTestLog(tb testing.TB, cfg ctlog.Config) *testLog {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	logStorage := store.Log
+	if wrap != nil {
+		logStorage = wrap(logStorage)
+	}
 	hs := httptest.NewUnstartedServer(nil)
 	reg := prometheus.NewRegistry()
 	srv, err := ctlog.New(ctx, ctlog.Options{
 		DataDir:      dir,
 		Config:       cfg,
-		LogStorage:   store.Log,
+		LogStorage:   logStorage,
 		AdminStorage: store.Admin,
 		RootFiles:    []string{root},
 		BaseURL:      "http://" + hs.Listener.Addr().String(),
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:       logger,
 		Registerer:   reg,
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ type metrics struct {
 	sthAge      *prometheus.GaugeVec
 	mergeDelay  *prometheus.HistogramVec
 	info        *prometheus.GaugeVec
+	stalled     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,8 +41,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ctstage_log_info",
 			Help: "1 for each shard; tree_id joins with Trillian's logid label.",
 		}, []string{"shard", "tree_id", "operator"}),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ctstage_log_stalled",
+			Help: "1 while a shard's sequencer has signed no tree head for 2 x sth_max_age + 5s (entries are not being integrated; /healthz answers 503), else 0.",
+		}, []string{"shard"}),
 	}
-	for _, c := range []prometheus.Collector{m.submissions, m.treeSize, m.sthAge, m.mergeDelay, m.info} {
+	for _, c := range []prometheus.Collector{m.submissions, m.treeSize, m.sthAge, m.mergeDelay, m.info, m.stalled} {
 		register(reg, c)
 	}
 	return m

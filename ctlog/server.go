@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/certificate-transparency-go/trillian/ctfe"
@@ -50,6 +51,8 @@ type Server struct {
 	metrics  *metrics
 	handler  http.Handler
 	created  time.Time
+	// runStart is when Run began, in Unix nanoseconds; 0 before.
+	runStart atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -113,6 +116,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run integrates queued entries and keeps the metrics current until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	s.runStart.CompareAndSwap(0, time.Now().UnixNano())
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { s.trillian.runSequencer(ctx); return nil })
 	g.Go(func() error { s.watchRoots(ctx); return nil })
@@ -124,13 +128,14 @@ func (s *Server) Close() {
 	s.closeOnce.Do(s.trillian.close)
 }
 
-// watchRoots updates the tree size, STH age and integration delay metrics
-// every second.
+// watchRoots updates the tree size, STH age, integration delay and stall
+// metrics every second.
 func (s *Server) watchRoots(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	sizes := make([]uint64, len(s.shards))
 	seen := make([]bool, len(s.shards)) // the first poll only sets the baseline
+	stalled := make([]bool, len(s.shards))
 	for {
 		for i, sh := range s.shards {
 			root, err := s.latestRoot(ctx, sh)
@@ -140,6 +145,7 @@ func (s *Server) watchRoots(ctx context.Context) {
 			s.metrics.treeSize.WithLabelValues(sh.cfg.Name).Set(float64(root.TreeSize))
 			age := time.Since(time.Unix(0, int64(root.TimestampNanos)))
 			s.metrics.sthAge.WithLabelValues(sh.cfg.Name).Set(age.Seconds())
+			stalled[i] = s.watchStall(sh, root, stalled[i])
 			if seen[i] && root.TreeSize > sizes[i] {
 				s.sampleMergeDelay(ctx, sh, sizes[i], root.TreeSize)
 			}
@@ -179,14 +185,4 @@ func (s *Server) latestRoot(ctx context.Context, sh *shard) (*types.LogRootV1, e
 		return nil, err
 	}
 	return &root, nil
-}
-
-// Ready reports whether every shard's tree answers.
-func (s *Server) Ready(ctx context.Context) error {
-	for _, sh := range s.shards {
-		if _, err := s.latestRoot(ctx, sh); err != nil {
-			return fmt.Errorf("shard %s: %w", sh.cfg.Name, err)
-		}
-	}
-	return nil
 }

@@ -241,3 +241,17 @@ func randHex(t testing.TB, n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// setupMySQL runs script (setup.sql or a variant of it) as admin for a
+// new database and user named prefix plus a random suffix, both dropped
+// when the test ends, and returns the user's --storage spec.
+func setupMySQL(t *testing.T, admin *mysqlAdminClient, prefix, script string) string {
+	t.Helper()
+	suffix := randHex(t, 6)
+	db, user, pass := prefix+suffix, prefix+suffix, randHex(t, 16)
+	t.Cleanup(func() {
+		admin.run(t, fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'; DROP DATABASE IF EXISTS `%s`;", user, db))
+	})
+	admin.run(t, fmt.Sprintf("SET @ctstage_db = '%s', @ctstage_user = '%s', @ctstage_password = '%s';\n", db, user, pass)+script)
+	return fmt.Sprintf("mysql://%s:%s@%s/%s", user, pass, admin.addr, db)
+}

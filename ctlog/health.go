@@ -1,0 +1,90 @@
+package ctlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/trillian/types"
+)
+
+// A shard is stalled when its sequencer has made no progress for longer
+// than stallBound. The signal is the timestamp of the shard's newest signed
+// tree root, which watchRoots and Ready read anyway (one indexed read per
+// shard): Trillian's sequencer signs a new root on every pass that
+// integrates entries, and on an idle tree once the root is sth_max_age old
+// (Trillian's MaxRootDuration). A healthy shard's root is therefore never
+// much older than sth_max_age, busy or idle, while a sequencer whose
+// transactions fail (a storage fault, a missing DELETE privilege) signs
+// nothing and its root only ages. Trillian's own counters
+// (trillian_failed_signing_runs) count failed passes but are neither per
+// tree nor reset on success, and counting queued SCTs would cost every
+// add-chain a decode; the root's age needs neither.
+
+// stallMargin is added to twice sth_max_age: room for a slow pass under load.
+const stallMargin = 5 * time.Second
+
+// stallBound is how long a shard may go without a new root before it counts
+// as stalled.
+func (c *Config) stallBound() time.Duration { return 2*c.STHMaxAge + stallMargin }
+
+// sinceProgress is how long shard has gone without a new root at now:
+// counted from the newest root, or from the start of Run when that is
+// later, so that a root left old by downtime is no stall. Zero before Run.
+func (s *Server) sinceProgress(root *types.LogRootV1, now time.Time) time.Duration {
+	started := s.runStart.Load()
+	if started == 0 {
+		return 0
+	}
+	last := max(int64(root.TimestampNanos), started)
+	return now.Sub(time.Unix(0, last))
+}
+
+// stalled reports whether a shard with root is stalled at now, and for how
+// long it has gone without progress.
+func (s *Server) stalled(root *types.LogRootV1, now time.Time) (bool, time.Duration) {
+	d := s.sinceProgress(root, now)
+	return d > s.opts.Config.stallBound(), d
+}
+
+// watchStall sets ctstage_log_stalled for sh, whose newest root is root,
+// and logs once when it becomes stalled and once when it recovers; was is
+// its state at the last call. It returns the new state.
+func (s *Server) watchStall(sh *shard, root *types.LogRootV1, was bool) bool {
+	stalled, d := s.stalled(root, time.Now())
+	if stalled != was {
+		if stalled {
+			s.log.Warn("shard stalled: its sequencer has signed no tree head; entries are not being integrated",
+				"shard", sh.cfg.Name, "since", d.Round(time.Second), "bound", s.opts.Config.stallBound())
+		} else {
+			s.log.Info("shard recovered: its sequencer signs tree heads again", "shard", sh.cfg.Name, "tree_size", root.TreeSize)
+		}
+	}
+	v := 0.0
+	if stalled {
+		v = 1
+	}
+	s.metrics.stalled.WithLabelValues(sh.cfg.Name).Set(v)
+	return stalled
+}
+
+// Ready reports whether every shard's tree answers and no shard is stalled:
+// has signed no tree head for 2 x sth_max_age + 5s while Run runs (see
+// stallBound). The error names each failing shard.
+func (s *Server) Ready(ctx context.Context) error {
+	var errs []error
+	now := time.Now()
+	for _, sh := range s.shards {
+		root, err := s.latestRoot(ctx, sh)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("shard %s: %w", sh.cfg.Name, err))
+			continue
+		}
+		if stalled, d := s.stalled(root, now); stalled {
+			errs = append(errs, fmt.Errorf("shard %s stalled: no new tree head for %s (bound %s), entries are not being integrated",
+				sh.cfg.Name, d.Round(time.Second), s.opts.Config.stallBound()))
+		}
+	}
+	return errors.Join(errs...)
+}
