@@ -87,14 +87,16 @@ func decodeMgmt(r io.Reader, req *mgmtReq) error {
 		return fmt.Errorf("TXT value of %d bytes: at most 255", len(req.Value))
 	}
 	for _, p := range req.Policies {
-		if !validCAATag(p.Tag) {
+		if !ValidCAATag(p.Tag) {
 			return fmt.Errorf("CAA tag %q: want 1 to 15 ASCII letters and digits", p.Tag)
 		}
 	}
 	return nil
 }
 
-func validCAATag(tag string) bool {
+// ValidCAATag reports whether tag is a CAA property tag as RFC 8659
+// section 4.1 allows it: 1 to 15 ASCII letters and digits.
+func ValidCAATag(tag string) bool {
 	if len(tag) < 1 || len(tag) > 15 {
 		return false
 	}

@@ -199,22 +199,10 @@ func caaRecords(key string, rs []CAARecord) ([]va.CAA, error) {
 	}
 	out := make([]va.CAA, len(rs))
 	for i, r := range rs {
-		if !validCAATag(r.Tag) {
+		if !va.ValidCAATag(r.Tag) {
 			return nil, fmt.Errorf("%s[%d].tag: %q is not 1 to 15 ASCII letters and digits (RFC 8659 section 4.1)", key, i, r.Tag)
 		}
 		out[i] = va.CAA{Flag: r.Flag, Tag: r.Tag, Value: r.Value}
 	}
 	return out, nil
-}
-
-func validCAATag(tag string) bool {
-	if len(tag) < 1 || len(tag) > 15 {
-		return false
-	}
-	for _, c := range []byte(tag) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
