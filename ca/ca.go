@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -92,7 +93,10 @@ func (i *Issuance) ChainPEM() []byte {
 	return b.Bytes()
 }
 
-// New builds a CA. Close it to wait for background submissions.
+// New builds a CA. Close it to wait for background submissions. With
+// Options.SubmitFinal, it starts submitting in the background the final
+// certificates whose submission a previous process left owed (see
+// resubmitOwed); build it once the logs serve.
 func New(opts Options) (*CA, error) {
 	if opts.Hierarchy == nil || opts.Submitter == nil || opts.Store == nil {
 		return nil, errors.New("ca: Hierarchy, Submitter and Store are required")
@@ -124,6 +128,13 @@ func New(opts Options) (*CA, error) {
 		h.RSAIntermediate:   {issuer: base + "/issuers/rsa.der", crl: base + "/crl/rsa.crl"},
 	}}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	if opts.SubmitFinal {
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			c.resubmitOwed()
+		}()
+	}
 	return c, nil
 }
 
@@ -143,7 +154,8 @@ func (c *CA) Close(ctx context.Context) error {
 	}
 }
 
-// Wait blocks until the background submissions started so far end.
+// Wait blocks until the background submissions started so far end,
+// including the resubmission of owed final certificates that New starts.
 func (c *CA) Wait() { c.bg.Wait() }
 
 // issuerFor picks the intermediate of the subscriber key's type.
@@ -211,7 +223,7 @@ func (c *CA) issue(ctx context.Context, req Request) (*Issuance, error) {
 		return nil, err
 	}
 	if c.opts.SubmitFinal {
-		c.submitFinal(out)
+		c.submitFinal(out.Serial.Text(16), out.Chain, sctLogs(out.SCTs))
 	}
 	return out, nil
 }
@@ -267,7 +279,7 @@ func (c *CA) final(ctx context.Context, out *Issuance, pre *x509.Certificate, pr
 	}
 	out.Certificate = der
 	out.Chain = [][]byte{der, out.Issuer.Cert.Raw}
-	return c.opts.Store.AddCertificate(ctx, out.Serial.Text(16), der, storeSCTs(out.SCTs), c.opts.Now())
+	return c.opts.Store.AddCertificate(ctx, out.Serial.Text(16), der, storeSCTs(out.SCTs), c.opts.Now(), c.opts.SubmitFinal)
 }
 
 // sign signs tmpl with the real issuer and checks that the signature covers
@@ -312,22 +324,78 @@ func storeSCTs(scts []ctpolicy.SCT) []store.SCT {
 	return out
 }
 
-// submitFinal submits the final certificate, with its issuer, to the logs
-// that gave its SCTs, in the background.
-func (c *CA) submitFinal(out *Issuance) {
-	logs := make([]*ctpolicy.Log, len(out.SCTs))
-	for i, s := range out.SCTs {
+func sctLogs(scts []ctpolicy.SCT) []*ctpolicy.Log {
+	logs := make([]*ctpolicy.Log, len(scts))
+	for i, s := range scts {
 		logs[i] = s.Log
 	}
+	return logs
+}
+
+// submitFinal submits the final certificate chain of serial to logs in
+// the background.
+func (c *CA) submitFinal(serial string, chain [][]byte, logs []*ctpolicy.Log) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		ctx, cancel := context.WithTimeout(c.bgCtx, c.opts.FinalTimeout)
-		defer cancel()
-		if err := c.opts.Submitter.SubmitFinal(ctx, out.Chain, logs); err != nil {
-			c.opts.Logger.Warn("couldn't submit final certificate", "serial", out.Serial.Text(16), "err", err)
-		}
+		c.submitFinalNow(serial, chain, logs)
 	}()
+}
+
+// submitFinalNow submits the final certificate chain of serial to logs and,
+// once every log has answered for good, records that it owes nothing more
+// (store.Store.FinalSubmitted); otherwise it stays owed and the next CA on
+// the store submits it again (resubmitOwed).
+func (c *CA) submitFinalNow(serial string, chain [][]byte, logs []*ctpolicy.Log) {
+	ctx, cancel := context.WithTimeout(c.bgCtx, c.opts.FinalTimeout)
+	defer cancel()
+	err := c.opts.Submitter.SubmitFinal(ctx, chain, logs)
+	if err != nil {
+		c.opts.Logger.Warn("couldn't submit final certificate", "serial", serial, "err", err)
+	}
+	if !finalSettled(err) {
+		return
+	}
+	ctx, cancel = context.WithTimeout(context.WithoutCancel(c.bgCtx), 10*time.Second)
+	defer cancel()
+	if err := c.opts.Store.FinalSubmitted(ctx, serial); err != nil {
+		c.opts.Logger.Warn("couldn't record the final submission", "serial", serial, "err", err)
+	}
+}
+
+// finalSettled reports whether the error of a final submission (one error
+// per failed log, joined) leaves nothing to retry. A log settles the debt
+// when it answered 200, even with an SCT that does not check (the log took
+// the certificate: a repeated add-chain returns the first SCT, whose
+// timestamp may be stale by then), or refused it with a 4xx other than
+// 408 and 429 (a permanent refusal: the same chain would be refused again).
+// A log that could not be reached, timed out, or answered 5xx, 408 or 429
+// may take it later: the certificate stays owed.
+func finalSettled(err error) bool {
+	if err == nil {
+		return true
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, err := range errs {
+		var se *ctpolicy.SubmitError
+		if !errors.As(err, &se) {
+			return false
+		}
+		switch se.Kind {
+		case ctpolicy.FailTimeout, ctpolicy.FailTransport:
+			return false
+		case ctpolicy.FailStatus:
+			var st *ctpolicy.StatusError
+			if !errors.As(se, &st) || st.Code < 400 || st.Code >= 500 ||
+				st.Code == http.StatusRequestTimeout || st.Code == http.StatusTooManyRequests {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func outcomeOf(err error) string {

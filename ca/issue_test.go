@@ -396,7 +396,9 @@ func TestIssueSubmitsFinal(t *testing.T) {
 			t.Errorf("log %s got %d final certificates, want 1", l.Server.URL, n)
 		}
 	}
-	_ = iss
+	if r, err := c.store.Get(context.Background(), iss.Serial.Text(16)); err != nil || r.FinalOwed {
+		t.Errorf("after the final submission: FinalOwed %v, %v; want it owing nothing", r != nil && r.FinalOwed, err)
+	}
 }
 
 // TestIssueDoesNotWaitForStagger checks that the race returns as soon as

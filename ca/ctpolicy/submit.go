@@ -41,6 +41,16 @@ func (e *SubmitError) Error() string {
 
 func (e *SubmitError) Unwrap() error { return e.Err }
 
+// StatusError is the Err of a FailStatus SubmitError: the log's HTTP
+// answer other than 200.
+type StatusError struct {
+	Code   int
+	Status string // e.g. "400 Bad Request"
+	Body   []byte
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %s: %.200s", e.Status, e.Body) }
+
 // post sends chain to the log's path once (no retries: the race replaces a
 // failed log at once) and decodes the SCT. It does not verify the SCT.
 func (l *Log) post(ctx context.Context, path string, chain [][]byte) (*ct.SignedCertificateTimestamp, error) {
@@ -64,7 +74,7 @@ func (l *Log) post(ctx context.Context, path string, chain [][]byte) (*ct.Signed
 		return nil, &SubmitError{l, transportKind(ctx, err), err}
 	}
 	if rsp.StatusCode != http.StatusOK {
-		return nil, &SubmitError{l, FailStatus, fmt.Errorf("HTTP %s: %.200s", rsp.Status, b)}
+		return nil, &SubmitError{l, FailStatus, &StatusError{Code: rsp.StatusCode, Status: rsp.Status, Body: b}}
 	}
 	sct, err := decodeSCT(b)
 	if err != nil {

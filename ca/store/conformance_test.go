@@ -98,7 +98,7 @@ var conformance = []struct {
 			t.Errorf("Get after AddPrecertificate = %+v", got)
 		}
 		issued := time.UnixMilli(2000)
-		if err := s.AddCertificate(ctx, "abc", []byte("cert"), testSCTs(3), issued); err != nil {
+		if err := s.AddCertificate(ctx, "abc", []byte("cert"), testSCTs(3), issued, false); err != nil {
 			t.Fatal(err)
 		}
 		s = reopen()
@@ -116,7 +116,7 @@ var conformance = []struct {
 		if _, err := s.Get(ctx, "ffff"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Get: %v, want ErrNotFound", err)
 		}
-		if err := s.AddCertificate(ctx, "ffff", []byte("c"), nil, time.UnixMilli(1)); !errors.Is(err, ErrNotFound) {
+		if err := s.AddCertificate(ctx, "ffff", []byte("c"), nil, time.UnixMilli(1), false); !errors.Is(err, ErrNotFound) {
 			t.Errorf("AddCertificate: %v, want ErrNotFound", err)
 		}
 		if err := s.Revoke(ctx, "ffff", 1, time.UnixMilli(1)); !errors.Is(err, ErrNotFound) {
@@ -130,10 +130,10 @@ var conformance = []struct {
 		if err := s.AddPrecertificate(ctx, r); !errors.Is(err, ErrDuplicate) {
 			t.Errorf("second AddPrecertificate: %v, want ErrDuplicate", err)
 		}
-		if err := s.AddCertificate(ctx, "d0", []byte("one"), testSCTs(1), time.UnixMilli(1)); err != nil {
+		if err := s.AddCertificate(ctx, "d0", []byte("one"), testSCTs(1), time.UnixMilli(1), false); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddCertificate(ctx, "d0", []byte("two"), testSCTs(2), time.UnixMilli(2)); !errors.Is(err, ErrDuplicate) {
+		if err := s.AddCertificate(ctx, "d0", []byte("two"), testSCTs(2), time.UnixMilli(2), false); !errors.Is(err, ErrDuplicate) {
 			t.Errorf("second AddCertificate: %v, want ErrDuplicate", err)
 		}
 		if got, err := s.Get(ctx, "d0"); err != nil || string(got.Certificate) != "one" || len(got.SCTs) != 1 {
@@ -162,20 +162,20 @@ var conformance = []struct {
 		ctx := context.Background()
 		mustAdd(t, s, record(t, "b0", issuerA, farFuture))
 		bad := append(testSCTs(1), SCT{LogID: nil, LogURL: "http://b/", Timestamp: 2, SCT: []byte{2}}) // log_id NOT NULL
-		if err := s.AddCertificate(ctx, "b0", []byte("c"), bad, time.UnixMilli(2)); err == nil || errors.Is(err, ErrDuplicate) {
+		if err := s.AddCertificate(ctx, "b0", []byte("c"), bad, time.UnixMilli(2), false); err == nil || errors.Is(err, ErrDuplicate) {
 			t.Fatalf("AddCertificate with a NULL log ID: %v, want a plain error", err)
 		}
 		if r, err := s.Get(ctx, "b0"); err != nil || r.Certificate != nil || len(r.SCTs) != 0 {
 			t.Errorf("after the failed AddCertificate: %+v, %v", r, err)
 		}
-		if err := s.AddCertificate(ctx, "b0", []byte("c"), testSCTs(2), time.UnixMilli(2)); err != nil {
+		if err := s.AddCertificate(ctx, "b0", []byte("c"), testSCTs(2), time.UnixMilli(2), false); err != nil {
 			t.Errorf("AddCertificate again: %v", err)
 		}
 	}},
 	{"revoke", func(t *testing.T, s Store, reopen func() Store) {
 		ctx := context.Background()
 		mustAdd(t, s, record(t, "1a", issuerA, farFuture))
-		if err := s.AddCertificate(ctx, "1a", []byte("c"), testSCTs(2), time.UnixMilli(2)); err != nil {
+		if err := s.AddCertificate(ctx, "1a", []byte("c"), testSCTs(2), time.UnixMilli(2), false); err != nil {
 			t.Fatal(err)
 		}
 		at := time.UnixMilli(1_700_000_000_123)
@@ -200,7 +200,7 @@ var conformance = []struct {
 		if err := s.Revoke(ctx, "2a", 0, time.UnixMilli(5)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddCertificate(ctx, "2a", []byte("c"), nil, time.UnixMilli(6)); err != nil {
+		if err := s.AddCertificate(ctx, "2a", []byte("c"), nil, time.UnixMilli(6), false); err != nil {
 			t.Errorf("AddCertificate after Revoke: %v", err)
 		}
 		if r, err := s.Get(ctx, "2a"); err != nil || r.Revocation == nil || r.Revocation.Reason != 0 {
@@ -253,6 +253,68 @@ var conformance = []struct {
 			if len(got) > 0 && got[0].Serial == "a2" && !got[0].At.Equal(time.UnixMilli(1000)) {
 				t.Errorf("a2 revoked at %v, want %v", got[0].At, time.UnixMilli(1000))
 			}
+		}
+	}},
+	{"final submission owed", func(t *testing.T, s Store, reopen func() Store) {
+		ctx := context.Background()
+		mustAdd(t, s, record(t, "5a", issuerA, farFuture), record(t, "5b", issuerA, farFuture),
+			record(t, "5c", issuerA, farFuture), record(t, "5d", issuerA, farFuture))
+		for _, c := range []struct {
+			serial string
+			at     int64
+			owed   bool
+		}{{"5a", 30, true}, {"5b", 10, true}, {"5c", 20, false}, {"5d", 40, true}} {
+			if err := s.AddCertificate(ctx, c.serial, []byte("cert-"+c.serial), testSCTs(2), time.UnixMilli(c.at), c.owed); err != nil {
+				t.Fatal(err)
+			}
+		}
+		owed := func(limit int) []string {
+			t.Helper()
+			recs, err := s.FinalOwed(ctx, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range recs {
+				if !r.FinalOwed || string(r.Certificate) != "cert-"+r.Serial || len(r.SCTs) != 2 || string(r.IssuerKeyID) != string(issuerA) {
+					t.Errorf("owed record %+v lacks what resubmission needs", r)
+				}
+				out = append(out, r.Serial)
+			}
+			return out
+		}
+		s = reopen()
+		if got, want := owed(10), []string{"5b", "5a", "5d"}; !slices.Equal(got, want) {
+			t.Errorf("FinalOwed = %v, want %v (earliest issued first)", got, want)
+		}
+		if got, want := owed(2), []string{"5b", "5a"}; !slices.Equal(got, want) {
+			t.Errorf("FinalOwed(2) = %v, want %v", got, want)
+		}
+		if r, err := s.Get(ctx, "5c"); err != nil || r.FinalOwed {
+			t.Errorf("Get(5c) = %+v, %v; want a record owing nothing", r, err)
+		}
+		for _, serial := range []string{"5a", "5a", "5c", "ffff"} { // idempotent
+			if err := s.FinalSubmitted(ctx, serial); err != nil {
+				t.Errorf("FinalSubmitted(%s): %v", serial, err)
+			}
+		}
+		s = reopen()
+		if got, want := owed(10), []string{"5b", "5d"}; !slices.Equal(got, want) {
+			t.Errorf("FinalOwed after FinalSubmitted(5a) = %v, want %v", got, want)
+		}
+		if r, err := s.Get(ctx, "5a"); err != nil || r.FinalOwed || string(r.Certificate) != "cert-5a" {
+			t.Errorf("Get(5a) after FinalSubmitted = %+v, %v", r, err)
+		}
+	}},
+	{"failed certificate owes nothing", func(t *testing.T, s Store, _ func() Store) {
+		ctx := context.Background()
+		mustAdd(t, s, record(t, "6a", issuerA, farFuture))
+		bad := append(testSCTs(1), SCT{LogID: nil, LogURL: "http://b/", Timestamp: 2, SCT: []byte{2}})
+		if err := s.AddCertificate(ctx, "6a", []byte("c"), bad, time.UnixMilli(2), true); err == nil {
+			t.Fatal("AddCertificate with a NULL log ID succeeded")
+		}
+		if recs, err := s.FinalOwed(ctx, 10); err != nil || len(recs) != 0 {
+			t.Errorf("FinalOwed after a failed AddCertificate = %d records, %v; want none", len(recs), err)
 		}
 	}},
 	{"canceled context writes nothing", func(t *testing.T, s Store, _ func() Store) {

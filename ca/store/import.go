@@ -93,7 +93,7 @@ func importRecord(ctx context.Context, dst Store, r *Record) error {
 		return err
 	}
 	if r.Certificate != nil {
-		if err := dst.AddCertificate(ctx, r.Serial, r.Certificate, r.SCTs, r.Issued); err != nil && !errors.Is(err, ErrDuplicate) {
+		if err := dst.AddCertificate(ctx, r.Serial, r.Certificate, r.SCTs, r.Issued, r.FinalOwed); err != nil && !errors.Is(err, ErrDuplicate) {
 			return err
 		}
 	}

@@ -51,7 +51,7 @@ func TestImportSQLite(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustAdd(t, src, r3)
-			if err := src.AddCertificate(ctx, "b3", []byte("cert-b3"), testSCTs(2), time.UnixMilli(7000)); err != nil {
+			if err := src.AddCertificate(ctx, "b3", []byte("cert-b3"), testSCTs(2), time.UnixMilli(7000), false); err != nil {
 				t.Fatal(err)
 			}
 			for serial, reason := range map[string]int{"a2": 4, "b3": 1} {

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctstage/ctstage/internal/mysqldb"
 	"github.com/ctstage/ctstage/internal/sqlitedb"
+	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/storage"
 )
 
 // v1Database writes a ca.db of schema version 1, as ctstage wrote it
@@ -48,7 +51,7 @@ func v1Database(t *testing.T, recs []*Record) string {
 // TestSQLiteMigrationFromV1 opens databases of schema version 1: the
 // records are kept, each gets the issuer and NotAfter of its
 // precertificate (in batches, however many there are), and the records
-// can then be revoked and listed. A record whose precertificate does not
+// can then be revoked and listed; none owes a final submission. A record whose precertificate does not
 // parse stops the opening with an error that names it.
 func TestSQLiteMigrationFromV1(t *testing.T) {
 	ctx := context.Background()
@@ -109,6 +112,9 @@ func TestSQLiteMigrationFromV1(t *testing.T) {
 					t.Errorf("record %s lost its certificate or SCT: %+v", want.Serial, got)
 				}
 			}
+			if owed, err := s.FinalOwed(ctx, 10); err != nil || len(owed) != 0 {
+				t.Errorf("FinalOwed after migration = %d records, %v; want none (old rows owe nothing)", len(owed), err)
+			}
 			first := tc.recs[0].Serial
 			if err := s.Revoke(ctx, first, 1, time.UnixMilli(3000)); err != nil {
 				t.Fatal(err)
@@ -118,5 +124,51 @@ func TestSQLiteMigrationFromV1(t *testing.T) {
 				t.Errorf("Revoked after migration = %+v, %v", got, err)
 			}
 		})
+	}
+}
+
+// TestMySQLMigrationFromV1 opens ca_ tables of schema version 1 holding a
+// record with a final certificate: it is kept and owes no final
+// submission, and version 2's owed submissions then work.
+func TestMySQLMigrationFromV1(t *testing.T) {
+	ctx := context.Background()
+	dsn, err := storage.MySQLDSN(testenv.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := mysqldb.Migrate(ctx, db, mysqlSchemaLock, "ca_schema", mysqlMigrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	old := record(t, "7a", issuerA, farFuture)
+	if _, err := db.ExecContext(ctx, "INSERT INTO ca_issuances (serial, profile, precertificate, created_ms, issuer_key_id, not_after_ms, certificate, issued_ms) "+
+		"VALUES (?, 'classic', ?, 1000, ?, ?, 'cert', 2000)", old.Serial, old.Precertificate, issuerA, farFuture.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenMySQL(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v int
+	if err := s.db.QueryRowContext(ctx, "SELECT version FROM ca_schema").Scan(&v); err != nil || v != 2 {
+		t.Errorf("ca_schema version %d (%v), want 2", v, err)
+	}
+	if r, err := s.Get(ctx, "7a"); err != nil || string(r.Certificate) != "cert" || r.FinalOwed {
+		t.Errorf("record of version 1 after migration = %+v, %v; want its certificate, owing nothing", r, err)
+	}
+	if owed, err := s.FinalOwed(ctx, 10); err != nil || len(owed) != 0 {
+		t.Errorf("FinalOwed after migration = %d records, %v; want none", len(owed), err)
+	}
+	mustAdd(t, s, record(t, "7b", issuerA, farFuture))
+	if err := s.AddCertificate(ctx, "7b", []byte("c"), testSCTs(1), time.UnixMilli(3000), true); err != nil {
+		t.Fatal(err)
+	}
+	if owed, err := s.FinalOwed(ctx, 10); err != nil || len(owed) != 1 || owed[0].Serial != "7b" {
+		t.Errorf("FinalOwed after an owed AddCertificate = %v, %v", owed, err)
 	}
 }

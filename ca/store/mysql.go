@@ -42,13 +42,20 @@ var mysqlMigrations = [][]string{{
 		PRIMARY KEY (serial, position),
 		CONSTRAINT ca_scts_issuance FOREIGN KEY (serial) REFERENCES ca_issuances (serial)
 	) ENGINE=InnoDB`,
+}, {
+	// Version 2: the final certificates that owe their submission to the
+	// logs (none among the rows of version 1).
+	`CREATE TABLE IF NOT EXISTS ca_final_owed (
+		serial VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+		CONSTRAINT ca_final_owed_issuance FOREIGN KEY (serial) REFERENCES ca_issuances (serial)
+	) ENGINE=InnoDB`,
 }}
 
 // mysqlSchemaLock serializes schema changes between ctstage processes
 // sharing a database.
 const mysqlSchemaLock = "ctstage_ca_schema"
 
-var mysqlTables = tables{issuances: "ca_issuances", scts: "ca_scts"}
+var mysqlTables = tables{issuances: "ca_issuances", scts: "ca_scts", finalOwed: "ca_final_owed"}
 
 // MySQL is a Store in tables prefixed ca_ of a MySQL or MariaDB database,
 // normally the one that holds Trillian's tables (--storage mysql://...).
@@ -118,7 +125,7 @@ func (s *MySQL) inTx(ctx context.Context, op func(*sql.Tx) error) error {
 }
 
 // AddCertificate implements Store.
-func (s *MySQL) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error {
+func (s *MySQL) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time, owed bool) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var have []byte
 		err := tx.QueryRowContext(ctx, "SELECT certificate FROM ca_issuances WHERE serial = ? FOR UPDATE", serial).Scan(&have)
@@ -139,6 +146,11 @@ func (s *MySQL) AddCertificate(ctx context.Context, serial string, cert []byte, 
 				"INSERT INTO ca_scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
 				serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
 				return fmt.Errorf("SCT %d: %w", i, err)
+			}
+		}
+		if owed {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO ca_final_owed (serial) VALUES (?)", serial); err != nil {
+				return fmt.Errorf("owed final submission: %w", err)
 			}
 		}
 		return nil
@@ -176,6 +188,19 @@ func (s *MySQL) Revoke(ctx context.Context, serial string, reason int, at time.T
 		return fmt.Errorf("couldn't revoke %s: %w", serial, err)
 	}
 	return nil
+}
+
+// FinalSubmitted implements Store.
+func (s *MySQL) FinalSubmitted(ctx context.Context, serial string) error {
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM ca_final_owed WHERE serial = ?", serial); err != nil {
+		return fmt.Errorf("couldn't record the final submission of %s: %w", serial, err)
+	}
+	return nil
+}
+
+// FinalOwed implements Store.
+func (s *MySQL) FinalOwed(ctx context.Context, limit int) ([]*Record, error) {
+	return mysqlTables.finalOwedRecords(ctx, s.db, limit)
 }
 
 // Get implements Store.

@@ -15,7 +15,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of the current SQLite schema.
 // Each migration takes the database from version i to i+1.
-const schemaVersion = 2
+const schemaVersion = 3
 
 var migrations = []string{
 	`CREATE TABLE issuances (
@@ -44,9 +44,14 @@ var migrations = []string{
 	ALTER TABLE issuances ADD COLUMN revocation_reason INTEGER;
 	CREATE INDEX issuances_revoked ON issuances (issuer_key_id, not_after_ms) WHERE revoked_ms IS NOT NULL;
 	CREATE INDEX issuances_to_backfill ON issuances (serial) WHERE issuer_key_id IS NULL;`,
+	// Version 3: the final certificates that owe their submission to the
+	// logs (none among the rows of version 2).
+	`CREATE TABLE final_owed (
+		serial TEXT PRIMARY KEY REFERENCES issuances(serial)
+	) STRICT;`,
 }
 
-var sqliteTables = tables{issuances: "issuances", scts: "scts"}
+var sqliteTables = tables{issuances: "issuances", scts: "scts", finalOwed: "final_owed"}
 
 // SQLite is a Store in one SQLite file, in WAL mode with synchronous=FULL.
 //
@@ -180,7 +185,7 @@ func (s *SQLite) AddPrecertificate(ctx context.Context, r *Record) error {
 }
 
 // AddCertificate implements Store.
-func (s *SQLite) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error {
+func (s *SQLite) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time, owed bool) error {
 	scts = slices.Clone(scts)
 	err := s.w.do(ctx, func(w *batchTx) error {
 		var have []byte
@@ -200,6 +205,11 @@ func (s *SQLite) AddCertificate(ctx context.Context, serial string, cert []byte,
 			if _, err := w.stmt(stInsertSCT).ExecContext(w.ctx,
 				serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
 				return fmt.Errorf("SCT %d: %w", i, err)
+			}
+		}
+		if owed {
+			if _, err := w.stmt(stInsertOwed).ExecContext(w.ctx, serial); err != nil {
+				return fmt.Errorf("owed final submission: %w", err)
 			}
 		}
 		return nil
@@ -236,6 +246,23 @@ func (s *SQLite) Revoke(ctx context.Context, serial string, reason int, at time.
 		return fmt.Errorf("couldn't revoke %s: %w", serial, err)
 	}
 	return nil
+}
+
+// FinalSubmitted implements Store.
+func (s *SQLite) FinalSubmitted(ctx context.Context, serial string) error {
+	err := s.w.do(ctx, func(w *batchTx) error {
+		_, err := w.stmt(stDeleteOwed).ExecContext(w.ctx, serial)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("couldn't record the final submission of %s: %w", serial, err)
+	}
+	return nil
+}
+
+// FinalOwed implements Store.
+func (s *SQLite) FinalOwed(ctx context.Context, limit int) ([]*Record, error) {
+	return sqliteTables.finalOwedRecords(ctx, s.db, limit)
 }
 
 // Get implements Store.

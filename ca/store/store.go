@@ -50,6 +50,10 @@ type Record struct {
 	SCTs        []SCT
 	// Revocation is nil until Revoke.
 	Revocation *Revocation
+	// FinalOwed reports that the final certificate still owes its
+	// submission to the logs that gave its SCTs: set by AddCertificate,
+	// cleared by FinalSubmitted.
+	FinalOwed bool
 }
 
 // Revocation is a recorded revocation.
@@ -76,8 +80,18 @@ type Store interface {
 	AddPrecertificate(ctx context.Context, r *Record) error
 	// AddCertificate completes the record of serial with the final
 	// certificate and its SCTs; ErrNotFound if there is no such record,
-	// ErrDuplicate if it already has a certificate.
-	AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time) error
+	// ErrDuplicate if it already has a certificate. With owed, the same
+	// write records that the final certificate owes its submission to the
+	// logs (Record.FinalOwed), so that no crash can lose the debt between
+	// storing the certificate and submitting it.
+	AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time, owed bool) error
+	// FinalSubmitted records that the final certificate of serial owes
+	// nothing more to the logs. It is idempotent: nil for a record that
+	// owes nothing or does not exist.
+	FinalSubmitted(ctx context.Context, serial string) error
+	// FinalOwed returns up to limit records (with certificate and SCTs)
+	// whose final certificate owes its submission, earliest issued first.
+	FinalOwed(ctx context.Context, limit int) ([]*Record, error)
 	// Get returns the record of serial, or ErrNotFound.
 	Get(ctx context.Context, serial string) (*Record, error)
 	// Revoke records that serial was revoked at a time for an RFC 5280
@@ -118,8 +132,12 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// tables names the tables of one implementation.
-type tables struct{ issuances, scts string }
+// tables names the tables of one implementation. A serial in finalOwed
+// is a record whose final certificate owes its submission to the logs
+// (Record.FinalOwed): a table of its own rather than a column, so that
+// its migration is a CREATE TABLE IF NOT EXISTS, safe to repeat on MySQL,
+// and rows from before it owe nothing.
+type tables struct{ issuances, scts, finalOwed string }
 
 // get reads the record of serial from the tables t.
 func (t tables) get(ctx context.Context, db queryer, serial string) (*Record, error) {
@@ -127,9 +145,9 @@ func (t tables) get(ctx context.Context, db queryer, serial string) (*Record, er
 	var created, notAfter int64
 	var issued, revoked, reason sql.NullInt64
 	err := db.QueryRowContext(ctx,
-		"SELECT profile, precertificate, created_ms, issuer_key_id, not_after_ms, certificate, issued_ms, revoked_ms, revocation_reason FROM "+
-			t.issuances+" WHERE serial = ?", serial).
-		Scan(&r.Profile, &r.Precertificate, &created, &r.IssuerKeyID, &notAfter, &r.Certificate, &issued, &revoked, &reason)
+		"SELECT profile, precertificate, created_ms, issuer_key_id, not_after_ms, certificate, issued_ms, revoked_ms, revocation_reason, "+
+			"EXISTS (SELECT 1 FROM "+t.finalOwed+" o WHERE o.serial = i.serial) FROM "+t.issuances+" i WHERE serial = ?", serial).
+		Scan(&r.Profile, &r.Precertificate, &created, &r.IssuerKeyID, &notAfter, &r.Certificate, &issued, &revoked, &reason, &r.FinalOwed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", serial, ErrNotFound)
 	}
@@ -186,6 +204,38 @@ func (t tables) revoked(ctx context.Context, db queryer, issuerKeyID []byte, now
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't list revocations: %w", err)
+	}
+	return out, nil
+}
+
+// finalOwedRecords lists the records owing their final submission from
+// the tables t (see Store.FinalOwed).
+func (t tables) finalOwedRecords(ctx context.Context, db queryer, limit int) ([]*Record, error) {
+	rows, err := db.QueryContext(ctx,
+		"SELECT o.serial FROM "+t.finalOwed+" o JOIN "+t.issuances+" i ON i.serial = o.serial ORDER BY i.issued_ms, o.serial LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list owed final submissions: %w", err)
+	}
+	var serials []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("couldn't list owed final submissions: %w", err)
+		}
+		serials = append(serials, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list owed final submissions: %w", err)
+	}
+	out := make([]*Record, 0, len(serials))
+	for _, s := range serials {
+		r, err := t.get(ctx, db, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -105,7 +105,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 				errs <- err
 				return
 			}
-			errs <- s.AddCertificate(ctx, serial, []byte("cert-"+serial), []SCT{{LogID: make([]byte, 32), LogURL: "http://a/", Timestamp: uint64(i), SCT: []byte{1}}}, time.UnixMilli(2))
+			errs <- s.AddCertificate(ctx, serial, []byte("cert-"+serial), []SCT{{LogID: make([]byte, 32), LogURL: "http://a/", Timestamp: uint64(i), SCT: []byte{1}}}, time.UnixMilli(2), false)
 		})
 	}
 	wg.Wait()
@@ -151,13 +151,15 @@ func TestSQLiteBatchErrorIsolation(t *testing.T) {
 	calls := []func() error{
 		func() error { return s.AddPrecertificate(ctx, aa) },
 		func() error { return s.AddPrecertificate(ctx, aa) },
-		func() error { return s.AddCertificate(ctx, "ff", []byte("c"), nil, time.UnixMilli(2)) },
+		func() error { return s.AddCertificate(ctx, "ff", []byte("c"), nil, time.UnixMilli(2), false) },
 		func() error { return s.Revoke(ctx, "aa", 1, time.UnixMilli(3)) },
 		func() error { return s.Revoke(ctx, "aa", 4, time.UnixMilli(4)) },
 		func() error { return s.Revoke(ctx, "ff", 1, time.UnixMilli(4)) },
 		func() error { return s.AddPrecertificate(ctx, bb) },
-		func() error { return s.AddCertificate(ctx, "bb", []byte("cert-bb"), badSCTs, time.UnixMilli(2)) },
-		func() error { return s.AddCertificate(ctx, "aa", []byte("cert-aa"), goodSCTs, time.UnixMilli(2)) },
+		func() error { return s.AddCertificate(ctx, "bb", []byte("cert-bb"), badSCTs, time.UnixMilli(2), false) },
+		func() error {
+			return s.AddCertificate(ctx, "aa", []byte("cert-aa"), goodSCTs, time.UnixMilli(2), false)
+		},
 	}
 	entered := gate(t, s, len(calls)-1)
 	errs := queueInOrder(t, s, entered, calls...)
@@ -190,7 +192,7 @@ func TestSQLiteBatchErrorIsolation(t *testing.T) {
 	if r, err := s.Get(ctx, "bb"); err != nil || r.Certificate != nil || len(r.SCTs) != 0 {
 		t.Errorf("bb after the failed AddCertificate: %+v, %v", r, err)
 	}
-	if err := s.AddCertificate(ctx, "bb", []byte("cert-bb"), goodSCTs, time.UnixMilli(2)); err != nil {
+	if err := s.AddCertificate(ctx, "bb", []byte("cert-bb"), goodSCTs, time.UnixMilli(2), false); err != nil {
 		t.Errorf("AddCertificate(bb) again: %v", err)
 	}
 }

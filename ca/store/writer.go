@@ -51,6 +51,8 @@ const (
 	stInsertSCT
 	stSelectRevoked
 	stRevoke
+	stInsertOwed
+	stDeleteOwed
 	stSavepoint
 	stRollbackTo
 	stRelease
@@ -64,6 +66,8 @@ var statements = []string{
 	stInsertSCT:     "INSERT INTO scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
 	stSelectRevoked: "SELECT revoked_ms FROM issuances WHERE serial = ?",
 	stRevoke:        "UPDATE issuances SET revoked_ms = ?, revocation_reason = ? WHERE serial = ?",
+	stInsertOwed:    "INSERT INTO final_owed (serial) VALUES (?)",
+	stDeleteOwed:    "DELETE FROM final_owed WHERE serial = ?",
 	stSavepoint:     "SAVEPOINT write",
 	stRollbackTo:    "ROLLBACK TO write",
 	stRelease:       "RELEASE write",
