@@ -73,7 +73,12 @@ func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) error {
 	if err := s.recordLimit(r.Context(), ratelimit.OrdersPerAccount, q.account.ID); err != nil {
 		return err
 	}
-	return s.writeOrder(w, r, o, http.StatusCreated)
+	// The status from the authorizations just stored, not read back.
+	st, err := s.pendingStatusOf(o, func(i int) (*Authz, error) { return authzs[i], nil })
+	if err != nil {
+		return err
+	}
+	return s.writeOrderAs(w, r, o, http.StatusCreated, st, nil)
 }
 
 // checkOrderLimits applies the limits checked at newOrder. Renewals
@@ -165,12 +170,18 @@ func (s *Server) orderStatus(ctx context.Context, o *Order) (string, *Problem, e
 // pendingStatus is pending, ready or invalid (expired, or an
 // authorization failed) for an order finalize has not touched.
 func (s *Server) pendingStatus(ctx context.Context, o *Order) (string, error) {
+	return s.pendingStatusOf(o, func(i int) (*Authz, error) { return s.opts.Store.Authz(ctx, o.AuthzIDs[i]) })
+}
+
+// pendingStatusOf is pendingStatus with o's authorizations from authz(i),
+// the one of o.AuthzIDs[i].
+func (s *Server) pendingStatusOf(o *Order, authz func(i int) (*Authz, error)) (string, error) {
 	if s.opts.Now().After(o.Expires) {
 		return statusInvalid, nil
 	}
 	ready := true
-	for _, id := range o.AuthzIDs {
-		az, err := s.opts.Store.Authz(ctx, id)
+	for i := range o.AuthzIDs {
+		az, err := authz(i)
 		if err != nil {
 			return "", err
 		}
@@ -220,6 +231,11 @@ func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, o *Order, st
 	if err != nil {
 		return err
 	}
+	return s.writeOrderAs(w, r, o, status, st, p)
+}
+
+// writeOrderAs writes o with the status st and error p orderStatus gave.
+func (s *Server) writeOrderAs(w http.ResponseWriter, r *http.Request, o *Order, status int, st string, p *Problem) error {
 	j := orderJSON{Status: st, Expires: o.Expires, Identifiers: o.Identifiers, Error: p,
 		Finalize: s.url(r, pathOrder+o.ID+"/finalize"), Profile: o.Profile, Replaces: o.Replaces}
 	for _, id := range o.AuthzIDs {

@@ -98,6 +98,12 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acme: couldn't register metrics: %w", err)
 	}
+	if _, ok := opts.Store.(*SQLite); ok {
+		// One process per SQLite file (serve locks --data), as the cache
+		// assumes; a MySQL store may one day be shared, so it is read
+		// every time.
+		opts.Store = newAccountCache(opts.Store)
+	}
 	s := &Server{opts: opts, nonces: newNonces(1 << 16), metrics: m}
 	if opts.LimitStore != nil {
 		s.limiter = ratelimit.New(opts.Limits, opts.LimitStore, opts.Now)
