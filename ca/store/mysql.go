@@ -112,82 +112,53 @@ func (s *MySQL) AddPrecertificate(ctx context.Context, r *Record) error {
 }
 
 // inTx runs op in a transaction and commits it when op returns nil.
-func (s *MySQL) inTx(ctx context.Context, op func(*sql.Tx) error) error {
+func (s *MySQL) inTx(ctx context.Context, op func(mysqlTx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := op(tx); err != nil {
+	if err := op(mysqlTx{tx}); err != nil {
 		return err
 	}
 	return tx.Commit()
 }
 
+// mysqlStatements are the write statements of writer.go for the ca_
+// tables; the reads before a change lock the row (FOR UPDATE), which
+// SQLite's single writer does not need.
+var mysqlStatements = map[int]string{
+	stSelectCert:    "SELECT certificate FROM ca_issuances WHERE serial = ? FOR UPDATE",
+	stUpdateCert:    "UPDATE ca_issuances SET certificate = ?, issued_ms = ? WHERE serial = ?",
+	stInsertSCT:     "INSERT INTO ca_scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
+	stSelectRevoked: "SELECT revoked_ms FROM ca_issuances WHERE serial = ? FOR UPDATE",
+	stRevoke:        "UPDATE ca_issuances SET revoked_ms = ?, revocation_reason = ? WHERE serial = ?",
+	stInsertOwed:    "INSERT INTO ca_final_owed (serial) VALUES (?)",
+}
+
+// mysqlTx is a writeTx on a MySQL transaction.
+type mysqlTx struct{ tx *sql.Tx }
+
+func (t mysqlTx) exec(ctx context.Context, st int, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, mysqlStatements[st], args...)
+}
+
+func (t mysqlTx) queryRow(ctx context.Context, st int, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, mysqlStatements[st], args...)
+}
+
 // AddCertificate implements Store.
 func (s *MySQL) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time, owed bool) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var have []byte
-		err := tx.QueryRowContext(ctx, "SELECT certificate FROM ca_issuances WHERE serial = ? FOR UPDATE", serial).Scan(&have)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case have != nil:
-			return ErrDuplicate
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE ca_issuances SET certificate = ?, issued_ms = ? WHERE serial = ?",
-			cert, at.UnixMilli(), serial); err != nil {
-			return err
-		}
-		for i, sct := range scts {
-			if _, err := tx.ExecContext(ctx,
-				"INSERT INTO ca_scts (serial, position, log_id, log_url, timestamp_ms, sct) VALUES (?, ?, ?, ?, ?, ?)",
-				serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
-				return fmt.Errorf("SCT %d: %w", i, err)
-			}
-		}
-		if owed {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO ca_final_owed (serial) VALUES (?)", serial); err != nil {
-				return fmt.Errorf("owed final submission: %w", err)
-			}
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate):
-		return fmt.Errorf("certificate %s: %w", serial, err)
-	case err != nil:
-		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
-	}
-	return nil
+	return certificateError(serial, s.inTx(ctx, func(t mysqlTx) error {
+		return addCertificate(ctx, t, serial, cert, scts, at, owed)
+	}))
 }
 
 // Revoke implements Store.
 func (s *MySQL) Revoke(ctx context.Context, serial string, reason int, at time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var revoked sql.NullInt64
-		err := tx.QueryRowContext(ctx, "SELECT revoked_ms FROM ca_issuances WHERE serial = ? FOR UPDATE", serial).Scan(&revoked)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case revoked.Valid:
-			return ErrAlreadyRevoked
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE ca_issuances SET revoked_ms = ?, revocation_reason = ? WHERE serial = ?",
-			at.UnixMilli(), reason, serial)
-		return err
-	})
-	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyRevoked):
-		return fmt.Errorf("revoking %s: %w", serial, err)
-	case err != nil:
-		return fmt.Errorf("couldn't revoke %s: %w", serial, err)
-	}
-	return nil
+	return revokeError(serial, s.inTx(ctx, func(t mysqlTx) error {
+		return revoke(ctx, t, serial, reason, at)
+	}))
 }
 
 // FinalSubmitted implements Store.

@@ -187,65 +187,16 @@ func (s *SQLite) AddPrecertificate(ctx context.Context, r *Record) error {
 // AddCertificate implements Store.
 func (s *SQLite) AddCertificate(ctx context.Context, serial string, cert []byte, scts []SCT, at time.Time, owed bool) error {
 	scts = slices.Clone(scts)
-	err := s.w.do(ctx, func(w *batchTx) error {
-		var have []byte
-		err := w.stmt(stSelectCert).QueryRowContext(w.ctx, serial).Scan(&have)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case have != nil:
-			return ErrDuplicate
-		}
-		if _, err := w.stmt(stUpdateCert).ExecContext(w.ctx, cert, at.UnixMilli(), serial); err != nil {
-			return err
-		}
-		for i, sct := range scts {
-			if _, err := w.stmt(stInsertSCT).ExecContext(w.ctx,
-				serial, i, sct.LogID, sct.LogURL, int64(sct.Timestamp), sct.SCT); err != nil {
-				return fmt.Errorf("SCT %d: %w", i, err)
-			}
-		}
-		if owed {
-			if _, err := w.stmt(stInsertOwed).ExecContext(w.ctx, serial); err != nil {
-				return fmt.Errorf("owed final submission: %w", err)
-			}
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicate):
-		return fmt.Errorf("certificate %s: %w", serial, err)
-	case err != nil:
-		return fmt.Errorf("couldn't store certificate %s: %w", serial, err)
-	}
-	return nil
+	return certificateError(serial, s.w.do(ctx, func(w *batchTx) error {
+		return addCertificate(w.ctx, w, serial, cert, scts, at, owed)
+	}))
 }
 
 // Revoke implements Store.
 func (s *SQLite) Revoke(ctx context.Context, serial string, reason int, at time.Time) error {
-	err := s.w.do(ctx, func(w *batchTx) error {
-		var revoked sql.NullInt64
-		err := w.stmt(stSelectRevoked).QueryRowContext(w.ctx, serial).Scan(&revoked)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case revoked.Valid:
-			return ErrAlreadyRevoked
-		}
-		_, err = w.stmt(stRevoke).ExecContext(w.ctx, at.UnixMilli(), reason, serial)
-		return err
-	})
-	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyRevoked):
-		return fmt.Errorf("revoking %s: %w", serial, err)
-	case err != nil:
-		return fmt.Errorf("couldn't revoke %s: %w", serial, err)
-	}
-	return nil
+	return revokeError(serial, s.w.do(ctx, func(w *batchTx) error {
+		return revoke(w.ctx, w, serial, reason, at)
+	}))
 }
 
 // FinalSubmitted implements Store.

@@ -82,6 +82,14 @@ type batchTx struct {
 
 func (b *batchTx) stmt(i int) *sql.Stmt { return b.stmts[i] }
 
+func (b *batchTx) exec(ctx context.Context, st int, args ...any) (sql.Result, error) {
+	return b.stmts[st].ExecContext(ctx, args...)
+}
+
+func (b *batchTx) queryRow(ctx context.Context, st int, args ...any) *sql.Row {
+	return b.stmts[st].QueryRowContext(ctx, args...)
+}
+
 // newWriter prepares the statements, takes a connection and starts the
 // writer goroutine.
 func newWriter(ctx context.Context, db *sql.DB) (*writer, error) {
