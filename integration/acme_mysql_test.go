@@ -44,15 +44,7 @@ func TestACMEMySQL(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, serve.ACMEStoreFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("--data/%s exists with --storage mysql (%v)", serve.ACMEStoreFile, err)
 	}
-	dsn, err := storage.MySQLDSN(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStorageDB(t, spec)
 	for table, min := range map[string]int{"acme_accounts": 1, "acme_orders": 1, "acme_authzs": 1, "acme_certificates": 1,
 		"acme_ratelimit_events": 3, "acme_schema": 1, "Trees": 1} {
 		var n int
@@ -77,4 +69,20 @@ func TestACMEMySQL(t *testing.T) {
 	if err := c2.Certificate.Revoke(ctx, res.Certificate); err == nil {
 		t.Errorf("second Revoke after restart succeeded, want alreadyRevoked")
 	}
+}
+
+// openStorageDB opens the MySQL database of a --storage mysql:// spec, to
+// look at what ctstage wrote there; it is closed when the test ends.
+func openStorageDB(t *testing.T, spec string) *sql.DB {
+	t.Helper()
+	dsn, err := storage.MySQLDSN(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/ctstage/ctstage/internal/serve"
 	"github.com/ctstage/ctstage/internal/testenv"
-	"github.com/ctstage/ctstage/storage"
 )
 
 // TestACMERevocationInCRL obtains a certificate with lego, revokes it for
@@ -129,18 +128,10 @@ func checkCARecordInMySQL(t *testing.T, ctx context.Context, spec, dir string, s
 	if _, err := os.Stat(filepath.Join(dir, serve.CAStoreFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("--data/%s exists with --storage mysql (%v)", serve.CAStoreFile, err)
 	}
-	dsn, err := storage.MySQLDSN(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStorageDB(t, spec)
 	var reason sql.NullInt64
 	var cert []byte
-	err = db.QueryRowContext(ctx, "SELECT certificate, revocation_reason FROM ca_issuances WHERE serial = ?", serial.Text(16)).Scan(&cert, &reason)
+	err := db.QueryRowContext(ctx, "SELECT certificate, revocation_reason FROM ca_issuances WHERE serial = ?", serial.Text(16)).Scan(&cert, &reason)
 	if err != nil || len(cert) == 0 || reason.Int64 != 1 {
 		t.Errorf("ca_issuances row of %x: certificate of %d bytes, reason %v, %v", serial, len(cert), reason, err)
 	}
