@@ -17,6 +17,7 @@ import (
 
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/ca/ratelimit"
+	"github.com/ctstage/ctstage/internal/logging"
 )
 
 // Validator validates one challenge (package va). It returns nil, or an
@@ -165,8 +166,8 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) wrap(endpoint string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		w := &statusWriter{ResponseWriter: rw}
-		defer func() { s.metrics.request(endpoint, w.status(), time.Since(start)) }()
+		w := logging.NewRecorder(rw)
+		defer func() { s.metrics.request(endpoint, w.Status(), time.Since(start)) }()
 		w.Header().Set("Replay-Nonce", s.nonces.issue())
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Add("Link", link(s.url(r, pathDirectory), "index"))

@@ -16,7 +16,7 @@ import (
 func Requests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rw := &recorder{ResponseWriter: w, status: http.StatusOK}
+		rw := NewRecorder(w)
 		next.ServeHTTP(rw, r)
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
@@ -28,21 +28,34 @@ func Requests(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-type recorder struct {
+// Recorder is an http.ResponseWriter that records the status code and
+// the bytes a handler writes, for logs and metrics.
+type Recorder struct {
 	http.ResponseWriter
 	status      int
 	bytes       int64
 	wroteHeader bool
 }
 
-func (r *recorder) WriteHeader(code int) {
+// NewRecorder wraps w.
+func NewRecorder(w http.ResponseWriter) *Recorder {
+	return &Recorder{ResponseWriter: w, status: http.StatusOK}
+}
+
+// Status is the status code written, 200 when the handler wrote none.
+func (r *Recorder) Status() int { return r.status }
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *Recorder) WriteHeader(code int) {
 	if !r.wroteHeader {
 		r.status, r.wroteHeader = code, true
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
-func (r *recorder) Write(b []byte) (int, error) {
+func (r *Recorder) Write(b []byte) (int, error) {
 	r.wroteHeader = true
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
