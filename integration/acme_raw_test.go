@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/ctstage/ctstage/ca/ratelimit"
+	"github.com/ctstage/ctstage/internal/acmetest"
 	"github.com/ctstage/ctstage/internal/serve"
 )
 
@@ -75,30 +74,10 @@ func (c *rawClient) nonce() string {
 
 // sign is a JWS of payload for url with the client's key, kid or jwk.
 func (c *rawClient) sign(url string, payload []byte, hdr map[string]any) []byte {
-	opts := &jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{"url": url, "nonce": c.nonce()}}
-	if c.kid == "" {
-		opts.EmbedJWK = true
-	} else {
-		opts.ExtraHeaders["kid"] = c.kid
-	}
-	for k, v := range hdr {
-		opts.ExtraHeaders[jose.HeaderKey(k)] = v
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: c.key}, opts)
+	b, err := acmetest.SignJWS(c.key, url, c.nonce(), c.kid, payload, hdr)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	// go-jose omits an empty payload, which RFC 8555 POST-as-GET needs.
-	var m map[string]any
-	json.Unmarshal([]byte(jws.FullSerialize()), &m)
-	if _, ok := m["payload"]; !ok {
-		m["payload"] = ""
-	}
-	b, _ := json.Marshal(m)
 	return b
 }
 

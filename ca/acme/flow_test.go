@@ -30,6 +30,7 @@ import (
 	"github.com/ctstage/ctstage/ca/ratelimit"
 	castore "github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/ca/va"
+	"github.com/ctstage/ctstage/internal/acmetest"
 	"github.com/ctstage/ctstage/internal/fakelog"
 )
 
@@ -194,27 +195,10 @@ func (c *flowClient) postNonce(url, nonce string, payload any) flowRsp {
 	if payload != nil {
 		b, _ = json.Marshal(payload)
 	}
-	opts := &jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{"url": url, "nonce": nonce}}
-	if c.kid == "" {
-		opts.EmbedJWK = true
-	} else {
-		opts.ExtraHeaders["kid"] = c.kid
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: c.key}, opts)
+	body, err := acmetest.SignJWS(c.key, url, nonce, c.kid, b, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	jws, err := signer.Sign(b)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	// go-jose omits an empty payload, which POST-as-GET needs.
-	var m map[string]any
-	json.Unmarshal([]byte(jws.FullSerialize()), &m)
-	if _, ok := m["payload"]; !ok {
-		m["payload"] = ""
-	}
-	body, _ := json.Marshal(m)
 	rsp, err := c.hc.Post(url, "application/jose+json", bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
