@@ -98,7 +98,7 @@ func (st *Stage) startACME(ctx context.Context, opts Options, reg prometheus.Reg
 	}
 	p := &st.acme
 	p.errs = make(chan error, 3)
-	zone := opts.DNS.Zone() // acme.dns of the config file
+	zone := st.cfg.DNS.Zone() // acme.dns of the config file
 	var err error
 	if opts.DNSAddr != "" {
 		if p.dns, err = va.ListenDNS(opts.DNSAddr, zone, st.log.With("component", "dns")); err != nil {
@@ -142,10 +142,7 @@ func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone,
 	if err != nil {
 		return nil, err
 	}
-	limits := ratelimit.Defaults()
-	if opts.RateLimits != nil {
-		limits = *opts.RateLimits
-	}
+	limits := st.cfg.RateLimits
 	if d := limits.Differences(); len(d) > 0 {
 		st.log.Info("ACME rate limits differ from the staging defaults", "rate_limits", strings.Join(d, " "))
 	}
@@ -153,7 +150,7 @@ func (st *Stage) newACMEServer(ctx context.Context, opts Options, zone *va.Zone,
 		CA: st.CA, Hierarchy: st.Hierarchy, Chains: chains, Store: p.store,
 		Validator: va.New(va.Options{Zone: zone, HTTPPort: opts.VAHTTPPort, TLSPort: opts.VATLSPort,
 			DNSAddr: st.DNSAddr, CAAIdentities: []string{CAAIdentity}}),
-		Limits: limits, LimitStore: p.store, AlwaysValid: opts.ACMEAlwaysValid, IssueTimeout: opts.issueTimeout,
+		Limits: limits, LimitStore: p.store, AlwaysValid: opts.ACMEAlwaysValid, IssueTimeout: st.cfg.IssueTimeout,
 		CAAIdentities: []string{CAAIdentity}, Website: "https://github.com/ctstage/ctstage",
 		Logger: st.log.With("component", "acme"), Now: opts.Now, Registerer: reg,
 	})

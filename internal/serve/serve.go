@@ -74,8 +74,6 @@ type Options struct {
 	// config file's acme.rate_limits; nil takes the file's, or
 	// ratelimit.Defaults() without one.
 	RateLimits *ratelimit.Config
-	// issueTimeout is the config's acme.issue_timeout.
-	issueTimeout time.Duration
 	// DNS, when set, are the built-in resolver's records at start, in
 	// place of the config file's acme.dns; nil takes the file's, or
 	// every name at 127.0.0.1 without one.
@@ -97,6 +95,7 @@ type Stage struct {
 	MgmtURL string
 
 	log      *slog.Logger
+	cfg      config.Config // the config file's settings, Options' overrides applied
 	store    *storage.Backend
 	http     *http.Server
 	cancel   context.CancelFunc
@@ -139,9 +138,6 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.RateLimits = &cfg.RateLimits // what the ACME server enforces
-	opts.DNS = &cfg.DNS               // what the built-in resolver holds at start
-	opts.issueTimeout = cfg.IssueTimeout
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory: %w", err)
 	}
@@ -180,7 +176,7 @@ func Start(ctx context.Context, opts Options) (st *Stage, err error) {
 	if err != nil {
 		return nil, err
 	}
-	st = &Stage{LogURL: "http://" + lis.Addr().String(), Hierarchy: h, log: opts.Logger, store: store, unlock: unlock}
+	st = &Stage{LogURL: "http://" + lis.Addr().String(), Hierarchy: h, log: opts.Logger, store: store, unlock: unlock, cfg: cfg}
 	st.Logs, err = ctlog.New(ctx, ctlog.Options{
 		DataDir:      opts.DataDir,
 		Config:       cfg.Logs,
