@@ -7,7 +7,7 @@
 // meet Chrome's, Apple's and Mozilla's CT policies, naming the rule that
 // decided.
 //
-// It is stricter than ct-go's ctutil on purpose (see DESIGN.md, "Known
+// It is stricter than ct-go's ctutil on purpose (see docs/design.md, "Known
 // traps"): the SCT list extension is cut out of the TBSCertificate byte for
 // byte as Chromium does, not re-encoded; the issuer is found by name and
 // signature, not by position; the leaf hash covers the SCT's extensions;

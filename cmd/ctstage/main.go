@@ -1,7 +1,7 @@
 // Command ctstage is a Certificate Transparency staging environment in one
 // binary: RFC 6962 logs on an in-process Trillian, and the tools around them.
 //
-//	ctstage serve [flags]        run the logs, the CA and ACME (see DESIGN.md for the flags)
+//	ctstage serve [flags]        run the logs, the CA and ACME (see docs/design.md for the flags)
 //	ctstage issue [flags]        get a certificate from a running serve's CA
 //	ctstage verify [flags] FILE  check SCTs, inclusion proofs and CT policies
 //	ctstage bench [flags]        load-test a log's add-pre-chain
@@ -27,7 +27,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Exit codes, as DESIGN.md fixes them for verify and as every subcommand uses.
+// Exit codes, as docs/design.md fixes them for verify and as every subcommand uses.
 const (
 	exitOK    = 0
 	exitFail  = 1
@@ -65,7 +65,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: ctstage <command> [flags]
 
 commands:
-  serve        run the CT logs, the staging CA and ACME (see DESIGN.md and README.md)
+  serve        run the CT logs, the staging CA and ACME (see docs/design.md and README.md)
   issue        ask a running serve's CA for a certificate with embedded SCTs; prints the chain in PEM
   verify       check a certificate's (or a TLS server's) SCTs, inclusion proofs and Chrome/Apple/Mozilla CT policies
   bench        submit unique precertificate chains to a log and report throughput and merge delay

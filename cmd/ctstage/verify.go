@@ -16,7 +16,7 @@ import (
 	"github.com/ctstage/ctstage/sctverify"
 )
 
-// verifyCmd is `ctstage verify`: see DESIGN.md and docs/verify.md.
+// verifyCmd is `ctstage verify`: see docs/design.md and docs/verify.md.
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -30,7 +30,7 @@ import (
 	"github.com/ctstage/ctstage/storage"
 )
 
-// Options are the settings of `ctstage serve`; see DESIGN.md for the flags.
+// Options are the settings of `ctstage serve`; see docs/design.md for the flags.
 type Options struct {
 	// DataDir holds all state: databases, keys, generated roots.
 	DataDir string
