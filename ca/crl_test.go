@@ -22,7 +22,7 @@ import (
 
 	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/ca/store"
-	"github.com/ctstage/ctstage/internal/fakelog"
+	"github.com/ctstage/ctstage/internal/testsupport/fakelog"
 )
 
 // crlEnv is a CA with a settable clock, serving its Handler over HTTP.

@@ -26,7 +26,7 @@ import (
 
 	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/ca/store"
-	"github.com/ctstage/ctstage/internal/fakelog"
+	"github.com/ctstage/ctstage/internal/testsupport/fakelog"
 )
 
 // testCA is a CA on the shared hierarchy, whose intermediates count their

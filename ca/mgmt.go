@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ctstage/ctstage/ca/ctpolicy"
+	"github.com/ctstage/ctstage/internal/loopback"
 )
 
 // IssueRequest is the body of POST /issue on the management endpoint: a
@@ -116,7 +116,7 @@ func ParseLifetime(s string) (time.Duration, error) {
 func (c *CA) MgmtHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /issue", c.serveIssue)
-	return LoopbackOnly(mux)
+	return loopback.Only(mux)
 }
 
 func (c *CA) serveIssue(w http.ResponseWriter, r *http.Request) {
@@ -164,31 +164,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err := json.NewEncoder(w).Encode(v); err != nil {
 		slog.Debug("couldn't write management response", "err", err)
 	}
-}
-
-// LoopbackOnly answers 403 to any peer whose address is not a loopback one.
-func LoopbackOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip := net.ParseIP(host)
-		if err != nil || ip == nil || !ip.IsLoopback() {
-			writeJSON(w, http.StatusForbidden, ErrorResponse{Error: "the management endpoint answers loopback peers only"})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// IsLoopbackAddr reports whether a listen address (host:port) is on a
-// loopback interface: "127.0.0.1:6963", "[::1]:0", "localhost:6963".
-func IsLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ctstage/ctstage/ca/ctpolicy"
-	"github.com/ctstage/ctstage/internal/fakelog"
+	"github.com/ctstage/ctstage/internal/testsupport/fakelog"
 )
 
 // TestFinalResubmittedAfterRestart issues with logs that take the

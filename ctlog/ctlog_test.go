@@ -19,7 +19,7 @@ import (
 	"github.com/ctstage/ctstage/ctlog"
 	"github.com/ctstage/ctstage/internal/config"
 	"github.com/ctstage/ctstage/internal/logging"
-	"github.com/ctstage/ctstage/internal/testca"
+	"github.com/ctstage/ctstage/internal/testsupport/testca"
 	"github.com/ctstage/ctstage/storage"
 )
 

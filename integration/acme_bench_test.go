@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 )
 
 // acmeBenchClients is the number of concurrent ACME clients, each with

@@ -21,7 +21,7 @@ import (
 	"github.com/google/certificate-transparency-go/loglist3"
 	cttls "github.com/google/certificate-transparency-go/tls"
 
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 )
 
 // clientStage is a `ctstage serve` binary with ACME on a free port, for the

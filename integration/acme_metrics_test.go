@@ -12,7 +12,7 @@ import (
 // TestACMEMetrics checks that serve registers the ACME server's metrics on
 // the registry /metrics serves: one order, one bad nonce, scraped.
 func TestACMEMetrics(t *testing.T) {
-	s := startACMEStage(t, func(o *serve.Options) { o.ACMEAlwaysValid = true })
+	s := startACMEStage(t, func(o *serve.Options) { o.ACME.AlwaysValid = true })
 	c := newRawClient(t, s)
 	c.register()
 	c.readyOrder("metrics.example.com")

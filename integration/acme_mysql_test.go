@@ -14,7 +14,7 @@ import (
 	"github.com/go-acme/lego/v5/challenge/http01"
 
 	"github.com/ctstage/ctstage/internal/serve"
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 	"github.com/ctstage/ctstage/storage"
 )
 

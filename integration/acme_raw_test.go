@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/ctstage/ctstage/ca/ratelimit"
-	"github.com/ctstage/ctstage/internal/acmetest"
 	"github.com/ctstage/ctstage/internal/serve"
+	"github.com/ctstage/ctstage/internal/testsupport/acmetest"
 )
 
 // rawClient speaks ACME by hand, to send what real clients never do.
@@ -152,7 +152,7 @@ func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 // TestACMEBadInput sends what the server must refuse, each with its
 // specific problem document and never a 500.
 func TestACMEBadInput(t *testing.T) {
-	s := startACMEStage(t, func(o *serve.Options) { o.ACMEAlwaysValid = true })
+	s := startACMEStage(t, func(o *serve.Options) { o.ACME.AlwaysValid = true })
 	a, b := newRawClient(t, s), newRawClient(t, s)
 	a.register()
 	b.register()
@@ -289,7 +289,7 @@ func TestACMERateLimits(t *testing.T) {
 	s := startACMEStage(t, func(o *serve.Options) {
 		l := ratelimit.Defaults()
 		l.AccountsPerIP.Window, l.OrdersPerAccount.Window = time.Hour, time.Hour
-		o.RateLimits = &l
+		o.ACME.RateLimits = &l
 	})
 	var last *rawClient
 	for range 50 {

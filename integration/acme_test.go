@@ -57,10 +57,11 @@ func startACMEStage(t testing.TB, mod func(*serve.Options)) *acmeStage {
 	t.Helper()
 	s := &acmeStage{httpPort: freePort(t), tlsPort: freePort(t)}
 	opts := serve.Options{
-		DataDir: t.TempDir(), LogAddr: "127.0.0.1:0", Storage: "sqlite", Logger: testLogger(),
-		NoFinalSubmission: true,
-		ACMEAddr:          "127.0.0.1:0", DNSAddr: "127.0.0.1:0", DNSMgmtAddr: "127.0.0.1:0",
-		VAHTTPPort: s.httpPort, VATLSPort: s.tlsPort,
+		DataDir: t.TempDir(), Storage: "sqlite", Logger: testLogger(),
+		Logs: serve.LogOptions{Addr: "127.0.0.1:0"},
+		CA:   serve.CAOptions{NoFinalSubmission: true},
+		ACME: serve.ACMEOptions{Addr: "127.0.0.1:0", DNSAddr: "127.0.0.1:0", DNSMgmtAddr: "127.0.0.1:0",
+			VAHTTPPort: s.httpPort, VATLSPort: s.tlsPort},
 	}
 	if mod != nil {
 		mod(&opts)
@@ -349,8 +350,8 @@ func TestACMERestart(t *testing.T) {
 // registration, so that the account must be found by key.
 func (s *acmeStage) restart(t testing.TB, ctx context.Context, dir, storage string, key crypto.Signer) *lego.Client {
 	t.Helper()
-	st, err := serve.Start(ctx, serve.Options{DataDir: dir, LogAddr: "127.0.0.1:0", Storage: storage, Logger: testLogger(),
-		NoFinalSubmission: true, ACMEAddr: "127.0.0.1:0"})
+	st, err := serve.Start(ctx, serve.Options{DataDir: dir, Storage: storage, Logger: testLogger(),
+		Logs: serve.LogOptions{Addr: "127.0.0.1:0"}, CA: serve.CAOptions{NoFinalSubmission: true}, ACME: serve.ACMEOptions{Addr: "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

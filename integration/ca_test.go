@@ -38,8 +38,9 @@ func startCAStage(t testing.TB, noFinal bool) *serve.Stage {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := serve.Start(ctx, serve.Options{
-		DataDir: t.TempDir(), LogAddr: "127.0.0.1:0", Storage: "sqlite", MgmtAddr: "127.0.0.1:0",
-		NoFinalSubmission: noFinal, Logger: testLogger(),
+		DataDir: t.TempDir(), Storage: "sqlite", Logger: testLogger(),
+		Logs: serve.LogOptions{Addr: "127.0.0.1:0"},
+		CA:   serve.CAOptions{MgmtAddr: "127.0.0.1:0", NoFinalSubmission: noFinal},
 	})
 	if err != nil {
 		t.Fatalf("serve.Start: %v", err)

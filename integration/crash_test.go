@@ -23,7 +23,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
-	"github.com/ctstage/ctstage/internal/testca"
+	"github.com/ctstage/ctstage/internal/testsupport/testca"
 )
 
 // Parameters of TestCrashRecovery.

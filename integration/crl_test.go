@@ -19,7 +19,7 @@ import (
 	"github.com/go-acme/lego/v5/challenge/http01"
 
 	"github.com/ctstage/ctstage/internal/serve"
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 )
 
 // TestACMERevocationInCRL obtains a certificate with lego, revokes it for
@@ -40,7 +40,7 @@ func TestACMERevocationInCRL(t *testing.T) {
 			// A fixed log address, so that the CRL URL in the certificate
 			// still points at ctstage after the restart.
 			logAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-			s := startACMEStage(t, func(o *serve.Options) { o.DataDir, o.Storage, o.LogAddr = dir, spec, logAddr })
+			s := startACMEStage(t, func(o *serve.Options) { o.DataDir, o.Storage, o.Logs.Addr = dir, spec, logAddr })
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			c, _ := s.legoClient(t)
@@ -70,8 +70,8 @@ func TestACMERevocationInCRL(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.Stage = nil
-			st, err := serve.Start(ctx, serve.Options{DataDir: dir, LogAddr: logAddr, Storage: spec, Logger: testLogger(),
-				NoFinalSubmission: true, ACMEAddr: "127.0.0.1:0"})
+			st, err := serve.Start(ctx, serve.Options{DataDir: dir, Storage: spec, Logger: testLogger(),
+				Logs: serve.LogOptions{Addr: logAddr}, CA: serve.CAOptions{NoFinalSubmission: true}, ACME: serve.ACMEOptions{Addr: "127.0.0.1:0"}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,8 +17,8 @@ import (
 	"github.com/google/certificate-transparency-go/loglist3"
 
 	"github.com/ctstage/ctstage/internal/serve"
-	"github.com/ctstage/ctstage/internal/testca"
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testca"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 )
 
 // backends are the storages every log test runs against.
@@ -55,11 +55,10 @@ func newCA(t testing.TB) (*testca.CA, string) {
 func startStage(t testing.TB, dataDir, storage string, ca *testca.CA, rootFile string) *stage {
 	t.Helper()
 	opts := serve.Options{
-		DataDir:    dataDir,
-		LogAddr:    "127.0.0.1:0",
-		Storage:    storage,
-		ExtraRoots: rootFile,
-		Logger:     testLogger(),
+		DataDir: dataDir,
+		Storage: storage,
+		Logger:  testLogger(),
+		Logs:    serve.LogOptions{Addr: "127.0.0.1:0", ExtraRoots: rootFile},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -25,7 +25,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 )
 
 // TestFaults runs `ctstage serve` on bad storage: a data directory that

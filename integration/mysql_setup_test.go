@@ -22,7 +22,7 @@ import (
 	"github.com/go-acme/lego/v5/challenge/http01"
 	"github.com/go-acme/lego/v5/lego"
 
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 	"github.com/ctstage/ctstage/sctverify"
 )
 

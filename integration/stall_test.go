@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctstage/ctstage/internal/testca"
+	"github.com/ctstage/ctstage/internal/testsupport/testca"
 )
 
 // stallConfig is one shard, "stall", that takes any NotAfter, with a 1s

@@ -22,7 +22,7 @@ import (
 
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/internal/serve"
-	"github.com/ctstage/ctstage/internal/testca"
+	"github.com/ctstage/ctstage/internal/testsupport/testca"
 	"github.com/ctstage/ctstage/sctverify"
 )
 
@@ -40,8 +40,9 @@ func startVerifyStage(t testing.TB) *verifyStage {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := serve.Start(ctx, serve.Options{
-		DataDir: t.TempDir(), LogAddr: "127.0.0.1:0", Storage: "sqlite", MgmtAddr: "127.0.0.1:0",
-		ExtraRoots: root, NoFinalSubmission: true, Logger: testLogger(),
+		DataDir: t.TempDir(), Storage: "sqlite", Logger: testLogger(),
+		Logs: serve.LogOptions{Addr: "127.0.0.1:0", ExtraRoots: root},
+		CA:   serve.CAOptions{MgmtAddr: "127.0.0.1:0", NoFinalSubmission: true},
 	})
 	if err != nil {
 		t.Fatalf("serve.Start: %v", err)

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 )
 
 // sharedTestdata finds the outside test vectors (shared/testdata, kept

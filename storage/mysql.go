@@ -41,6 +41,11 @@ func MySQLDSN(spec string) (string, error) {
 	// Every pooled connection must run in strict mode; Trillian's OpenDB sets
 	// it on one connection only.
 	cfg.Params = map[string]string{"sql_mode": "'STRICT_ALL_TABLES'"}
+	// UPDATE reports the rows it matched, not only those it changed, so
+	// that the ACME store's rewrite of an unchanged document is not "not
+	// found". Trillian's storage counts rows only after INSERTs and
+	// DELETEs, where matched and changed rows are the same.
+	cfg.ClientFoundRows = true
 	return cfg.FormatDSN(), nil
 }
 
@@ -56,7 +61,12 @@ func redact(spec string) string {
 	return u.String()
 }
 
-func openMySQL(ctx context.Context, spec string, mf monitoring.MetricFactory) (*Backend, error) {
+// MySQLPoolSize is the one pool's size: Trillian's storage (whose
+// concurrent QueueLeaves calls Coalesce merges), the CA's store and the
+// ACME store share it. Before they shared it, they had 64 + 16 + 32.
+const MySQLPoolSize = 64
+
+func openMySQL(ctx context.Context, spec, dataDir string, mf monitoring.MetricFactory) (*Backend, error) {
 	dsn, err := MySQLDSN(spec)
 	if err != nil {
 		return nil, err
@@ -65,8 +75,9 @@ func openMySQL(ctx context.Context, spec string, mf monitoring.MetricFactory) (*
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open MySQL %s: %w", redact(spec), err)
 	}
-	db.SetMaxOpenConns(64)
-	db.SetMaxIdleConns(64)
+	db.SetMaxOpenConns(MySQLPoolSize)
+	db.SetMaxIdleConns(MySQLPoolSize)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("couldn't connect to MySQL %s: %w", redact(spec), err)
@@ -79,6 +90,8 @@ func openMySQL(ctx context.Context, spec string, mf monitoring.MetricFactory) (*
 		Kind:  "mysql",
 		Log:   Coalesce(tmysql.NewLogStorage(db, mf), 256),
 		Admin: CacheTrees(tmysql.NewAdminStorage(db), treeCacheTTL),
+		DB:    db,
+		Dir:   dataDir,
 		close: db.Close,
 	}, nil
 }

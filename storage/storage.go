@@ -8,12 +8,16 @@
 //   - "mysql://USER:PASS@HOST:PORT/DB": Trillian's own MySQL storage
 //     (MariaDB works), whose schema is created when it is missing.
 //
-// Open parses the --storage flag value and returns a [Backend]; the caller
-// closes it after the Trillian servers that use it have stopped.
+// Open parses the --storage flag value once and returns a [Backend]: the
+// one handle that Trillian's storage, the CA's store and the ACME store all
+// open from. On MySQL they share the Backend's one connection pool; on
+// SQLite each keeps its own file under the data directory. The caller
+// closes the Backend after everything that uses it has stopped.
 package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -29,8 +33,8 @@ import (
 // SQLiteFile is the name of the embedded database file under the data directory.
 const SQLiteFile = "trillian.db"
 
-// Backend is an open Trillian storage: a log storage and an admin storage
-// over the same database.
+// Backend is an open storage: Trillian's log and admin storage, and what
+// the CA's and the ACME server's stores open from.
 type Backend struct {
 	// Kind is "sqlite" or "mysql".
 	Kind string
@@ -38,6 +42,12 @@ type Backend struct {
 	Log tstorage.LogStorage
 	// Admin stores tree metadata.
 	Admin tstorage.AdminStorage
+	// DB is the MySQL connection pool (Kind "mysql"; nil on SQLite) that
+	// Trillian's storage, the ca_ tables and the acme_ tables share. It
+	// is the Backend's: stores opened on it must not close it.
+	DB *sql.DB
+	// Dir is the data directory, where the SQLite files live.
+	Dir string
 
 	close func() error
 }
@@ -68,7 +78,7 @@ func Open(ctx context.Context, spec, dataDir string, mf monitoring.MetricFactory
 	case spec == "" || spec == "sqlite":
 		return openSQLite(ctx, dataDir, mf)
 	case strings.HasPrefix(spec, "mysql://"):
-		return openMySQL(ctx, spec, mf)
+		return openMySQL(ctx, spec, dataDir, mf)
 	default:
 		return nil, fmt.Errorf("%w %q: want \"sqlite\" or \"mysql://USER:PASS@HOST:PORT/DB\"", ErrBadSpec, spec)
 	}
@@ -79,5 +89,8 @@ func openSQLite(ctx context.Context, dataDir string, mf monitoring.MetricFactory
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Kind: "sqlite", Log: db.LogStorage(), Admin: CacheTrees(db.AdminStorage(), treeCacheTTL), close: db.Close}, nil
+	return &Backend{Kind: "sqlite", Log: db.LogStorage(), Admin: CacheTrees(db.AdminStorage(), treeCacheTTL), Dir: dataDir, close: db.Close}, nil
 }
+
+// Path is the path of a file named name in the data directory.
+func (b *Backend) Path(name string) string { return filepath.Join(b.Dir, name) }

@@ -30,8 +30,8 @@ import (
 	"github.com/ctstage/ctstage/ca/ratelimit"
 	castore "github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/ca/va"
-	"github.com/ctstage/ctstage/internal/acmetest"
-	"github.com/ctstage/ctstage/internal/fakelog"
+	"github.com/ctstage/ctstage/internal/testsupport/acmetest"
+	"github.com/ctstage/ctstage/internal/testsupport/fakelog"
 )
 
 // flowEnv is a whole ACME server over real HTTPS: a CA on fake logs of two

@@ -63,12 +63,24 @@ const mysqlSchemaLock = "ctstage_acme_schema"
 // (--storage mysql://...). Objects are JSON documents beside the columns
 // that are looked up, as in SQLite.
 type MySQL struct {
-	db *sql.DB
+	db    *sql.DB
+	owned bool // Close closes db
 }
 
-// OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN),
-// creates or migrates the acme_ tables, and refuses a schema from a newer
-// ctstage.
+// NewMySQL uses db, a pool that others share (storage.Backend.DB, whose
+// DSN must set ClientFoundRows: an UPDATE reports the rows it matched),
+// creates or migrates the acme_ tables, and refuses a schema from a
+// newer ctstage. Close leaves db open.
+func NewMySQL(ctx context.Context, db *sql.DB) (*MySQL, error) {
+	s := &MySQL{db: db}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("couldn't open the ACME tables on MySQL: %w", err)
+	}
+	return s, nil
+}
+
+// OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN)
+// with a pool of its own, which Close closes, and is otherwise NewMySQL.
 func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
 	cfg, err := gomysql.ParseDSN(dsn)
 	if err != nil {
@@ -84,11 +96,12 @@ func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &MySQL{db: db}
-	if err := s.migrate(ctx); err != nil {
+	s, err := NewMySQL(ctx, db)
+	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("couldn't open the ACME tables on MySQL: %w", err)
+		return nil, err
 	}
+	s.owned = true
 	return s, nil
 }
 
@@ -97,7 +110,12 @@ func (s *MySQL) migrate(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (s *MySQL) Close() error { return s.db.Close() }
+func (s *MySQL) Close() error {
+	if !s.owned {
+		return nil
+	}
+	return s.db.Close()
+}
 
 func isDupKey(err error) bool {
 	var me *gomysql.MySQLError

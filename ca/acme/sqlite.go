@@ -59,18 +59,8 @@ var sqliteMigrations = []string{
 type SQLite struct {
 	db     *sql.DB // the writer
 	rd     *sql.DB // readers
-	writes chan *writeOp
-	stop   chan struct{}
-	done   chan struct{}
+	commit *sqlitedb.Committer
 	closer sync.Once
-}
-
-// writeOp is one write for the group committer: fn runs inside the group's
-// transaction, under a savepoint of its own.
-type writeOp struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, tx *sql.Tx) error
-	done chan error
 }
 
 // maxGroup bounds the writes committed together.
@@ -104,82 +94,15 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	s.rd.SetMaxOpenConns(sqliteReaders)
 	s.rd.SetMaxIdleConns(sqliteReaders)
-	s.writes, s.stop, s.done = make(chan *writeOp), make(chan struct{}), make(chan struct{})
-	go s.writer()
+	s.commit = sqlitedb.NewCommitter(db, sqlitedb.CommitterOptions{MaxBatch: maxGroup, ErrClosed: errClosed, Name: "the ACME database"})
 	return s, nil
 }
 
-// write runs fn in a transaction shared with the writes that queued
-// meanwhile, each under its own savepoint (a failing fn is rolled back to
-// it alone), and returns fn's error, or the commit's, once the transaction
-// is committed. fn runs without ctx's cancellation: the writer must not be
-// interrupted inside a shared transaction.
+// write runs fn in the next group commit (internal/sqlitedb.Committer),
+// under a savepoint of its own, and returns fn's error, or the commit's,
+// once the transaction is committed.
 func (s *SQLite) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	op := &writeOp{ctx: context.WithoutCancel(ctx), fn: fn, done: make(chan error, 1)}
-	select {
-	case s.writes <- op:
-	case <-s.stop:
-		return errClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return <-op.done
-}
-
-func (s *SQLite) writer() {
-	defer close(s.done)
-	for {
-		var group []*writeOp
-		select {
-		case op := <-s.writes:
-			group = append(group, op)
-		case <-s.stop:
-			return
-		}
-	more:
-		for len(group) < maxGroup {
-			select {
-			case op := <-s.writes:
-				group = append(group, op)
-			default:
-				break more
-			}
-		}
-		s.commit(group)
-	}
-}
-
-// commit runs and commits one group, and answers each of its writes.
-func (s *SQLite) commit(group []*writeOp) {
-	errs := make([]error, len(group))
-	err := func() error {
-		ctx := context.Background()
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		for i, op := range group {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-				return err
-			}
-			if errs[i] = op.fn(op.ctx, tx); errs[i] != nil {
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
-	for i, op := range group {
-		if err != nil && errs[i] == nil {
-			errs[i] = fmt.Errorf("couldn't commit to the ACME database: %w", err)
-		}
-		op.done <- errs[i]
-	}
+	return s.commit.Do(ctx, fn)
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -190,8 +113,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 func (s *SQLite) Close() error {
 	err := errClosed
 	s.closer.Do(func() {
-		close(s.stop)
-		<-s.done
+		s.commit.Close()
 		err = errors.Join(s.rd.Close(), s.db.Close())
 	})
 	return err

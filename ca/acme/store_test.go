@@ -17,7 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/ctstage/ctstage/ca/ratelimit"
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 	"github.com/ctstage/ctstage/storage"
 )
 

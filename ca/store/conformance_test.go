@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 	"github.com/ctstage/ctstage/storage"
 )
 

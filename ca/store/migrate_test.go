@@ -11,7 +11,7 @@ import (
 
 	"github.com/ctstage/ctstage/internal/mysqldb"
 	"github.com/ctstage/ctstage/internal/sqlitedb"
-	"github.com/ctstage/ctstage/internal/testenv"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
 	"github.com/ctstage/ctstage/storage"
 )
 

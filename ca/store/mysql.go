@@ -64,12 +64,22 @@ var mysqlTables = tables{issuances: "ca_issuances", scts: "ca_scts", finalOwed: 
 // innodb_flush_log_at_trx_commit=1. InnoDB groups concurrent commits into
 // one log flush on its own.
 type MySQL struct {
-	db *sql.DB
+	db    *sql.DB
+	owned bool // Close closes db
 }
 
-// OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN),
+// NewMySQL uses db, a pool that others share (storage.Backend.DB),
 // creates or migrates the ca_ tables, and refuses a schema from a newer
-// ctstage.
+// ctstage. Close leaves db open.
+func NewMySQL(ctx context.Context, db *sql.DB) (*MySQL, error) {
+	if err := mysqldb.Migrate(ctx, db, mysqlSchemaLock, "ca_schema", mysqlMigrations); err != nil {
+		return nil, fmt.Errorf("couldn't open the CA tables on MySQL: %w", err)
+	}
+	return &MySQL{db: db}, nil
+}
+
+// OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN)
+// with a pool of its own, which Close closes, and is otherwise NewMySQL.
 func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
@@ -78,15 +88,22 @@ func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	if err := mysqldb.Migrate(ctx, db, mysqlSchemaLock, "ca_schema", mysqlMigrations); err != nil {
+	s, err := NewMySQL(ctx, db)
+	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("couldn't open the CA tables on MySQL: %w", err)
+		return nil, err
 	}
-	return &MySQL{db: db}, nil
+	s.owned = true
+	return s, nil
 }
 
 // Close implements Store.
-func (s *MySQL) Close() error { return s.db.Close() }
+func (s *MySQL) Close() error {
+	if !s.owned {
+		return nil
+	}
+	return s.db.Close()
+}
 
 func isDupKey(err error) bool {
 	var me *gomysql.MySQLError

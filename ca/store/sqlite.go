@@ -55,8 +55,8 @@ var sqliteTables = tables{issuances: "issuances", scts: "scts", finalOwed: "fina
 
 // SQLite is a Store in one SQLite file, in WAL mode with synchronous=FULL.
 //
-// Writes are group-committed: one writer goroutine, on a connection of its
-// own, takes every write waiting (AddPrecertificate, AddCertificate,
+// Writes are group-committed (internal/sqlitedb.Committer): one writer
+// goroutine, on a connection of its own, takes every write waiting (AddPrecertificate, AddCertificate,
 // Revoke; up to maxBatch), applies each in a savepoint of one transaction,
 // commits once (one fsync for the batch) and only then answers the
 // callers. A call that fails (duplicate, unknown serial, constraint) is
@@ -65,8 +65,8 @@ var sqliteTables = tables{issuances: "issuances", scts: "scts", finalOwed: "fina
 // returns nil only once its write is committed: durability is that of one
 // commit per call.
 type SQLite struct {
-	db *sql.DB // reads and the migration; the writer has its own connection
-	w  *writer
+	db *sql.DB // reads and the migration
+	w  *writer // on a pool of its own, of one connection
 }
 
 // maxBatch bounds the writes of one group commit.
@@ -79,8 +79,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
 	}
-	// The writer's connection and a few for reads, which WAL lets run
-	// beside the writer.
+	// A few connections for reads, which WAL lets run beside the writer.
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
 	s := &SQLite{db: db}
@@ -88,7 +87,14 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
 	}
-	if s.w, err = newWriter(ctx, db); err != nil {
+	wdb, err := sql.Open("sqlite", sqlitedb.DSN(path))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	if s.w, err = newWriter(ctx, wdb); err != nil {
+		wdb.Close()
 		db.Close()
 		return nil, fmt.Errorf("couldn't open CA database %s: %w", path, err)
 	}
@@ -229,6 +235,5 @@ func (s *SQLite) Revoked(ctx context.Context, issuerKeyID []byte, now time.Time)
 // Close implements Store: it makes new writes fail, commits those already
 // waiting, and closes the database.
 func (s *SQLite) Close() error {
-	s.w.close()
-	return s.db.Close()
+	return errors.Join(s.w.close(), s.db.Close())
 }

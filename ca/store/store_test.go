@@ -35,11 +35,11 @@ func gate(t *testing.T, s *SQLite, n int) <-chan struct{} {
 	t.Helper()
 	var once sync.Once
 	entered := make(chan struct{})
-	s.w.beforeBatch = func() {
+	s.w.c.BeforeBatch = func() {
 		once.Do(func() {
 			close(entered)
 			deadline := time.Now().Add(10 * time.Second)
-			for len(s.w.requests) < n && time.Now().Before(deadline) {
+			for s.w.c.Waiting() < n && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
 		})
@@ -55,14 +55,14 @@ func queueInOrder(t *testing.T, s *SQLite, entered <-chan struct{}, calls ...fun
 	errs := make([]error, len(calls))
 	var wg sync.WaitGroup
 	for i, call := range calls {
-		before := len(s.w.requests)
+		before := s.w.c.Waiting()
 		wg.Go(func() { errs[i] = call() })
 		if i == 0 {
 			<-entered
 			continue
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for len(s.w.requests) == before && time.Now().Before(deadline) {
+		for s.w.c.Waiting() == before && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
@@ -115,7 +115,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if c := s.w.commits.Load(); c >= 2*n || c < 2 {
+	if c := s.w.c.Commits(); c >= 2*n || c < 2 {
 		t.Errorf("%d commits for %d writes, want them grouped", c, 2*n)
 	} else {
 		t.Logf("%d commits for %d writes", c, 2*n)
@@ -163,7 +163,7 @@ func TestSQLiteBatchErrorIsolation(t *testing.T) {
 	}
 	entered := gate(t, s, len(calls)-1)
 	errs := queueInOrder(t, s, entered, calls...)
-	if c := s.w.commits.Load(); c != 1 {
+	if c := s.w.c.Commits(); c != 1 {
 		t.Errorf("%d commits, want the batch in 1", c)
 	}
 	for i, check := range []func(error) bool{
@@ -204,10 +204,10 @@ func TestSQLiteDurable(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTest(t)
 	var sync, mode string
-	if err := s.w.conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+	if err := s.w.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.w.conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := s.w.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		t.Fatal(err)
 	}
 	if sync != "2" || mode != "wal" {

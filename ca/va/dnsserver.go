@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/miekg/dns"
 )
@@ -15,6 +16,7 @@ import (
 type DNSServer struct {
 	udp, tcp *dns.Server
 	addr     string
+	done     sync.WaitGroup // the two serving goroutines
 }
 
 // ListenDNS starts serving z on addr (UDP and TCP, same port; port 0
@@ -39,14 +41,31 @@ func ListenDNS(addr string, z *Zone, log *slog.Logger) (*DNSServer, error) {
 	// UDPSize is the read buffer: miekg/dns's default of 512 bytes cuts a
 	// longer query (EDNS0 options, padding) short, and the cut query is
 	// answered FORMERR.
-	udp := &dns.Server{PacketConn: pc, Handler: h, UDPSize: dns.MaxMsgSize}
-	s := &DNSServer{udp: udp, tcp: &dns.Server{Listener: l, Handler: h}, addr: pc.LocalAddr().String()}
+	// ListenDNS returns once both servers run: miekg/dns's Shutdown of a
+	// server that has not started yet fails and leaves it serving.
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	udp := &dns.Server{PacketConn: pc, Handler: h, UDPSize: dns.MaxMsgSize, NotifyStartedFunc: notify}
+	tcp := &dns.Server{Listener: l, Handler: h, NotifyStartedFunc: notify}
+	s := &DNSServer{udp: udp, tcp: tcp, addr: pc.LocalAddr().String()}
+	errs := make(chan error, 2)
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		s.done.Add(1)
 		go func() {
+			defer s.done.Done()
 			if err := srv.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
 				log.Warn("DNS server stopped", "err", err)
+				errs <- err
 			}
 		}()
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case err := <-errs:
+			s.Close()
+			return nil, fmt.Errorf("couldn't serve DNS: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -54,9 +73,11 @@ func ListenDNS(addr string, z *Zone, log *slog.Logger) (*DNSServer, error) {
 // Addr is the address served, host:port.
 func (s *DNSServer) Addr() string { return s.addr }
 
-// Close stops serving.
+// Close stops serving and waits for the servers' goroutines to end.
 func (s *DNSServer) Close() error {
-	return errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
+	err := errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
+	s.done.Wait()
+	return err
 }
 
 // fitUDP truncates an answer over UDP to the size the query allows: 512

@@ -22,17 +22,17 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var o serve.Options
 	fs.StringVar(&o.DataDir, "data", "./ctstage-data", "directory for all state: databases, keys, generated roots")
 	fs.StringVar(&o.ConfigFile, "config", "", "optional YAML config file; the built-in defaults serve without it")
-	fs.StringVar(&o.LogAddr, "log-addr", "127.0.0.1:6962", "address of the logs' plain HTTP server")
+	fs.StringVar(&o.Logs.Addr, "log-addr", "127.0.0.1:6962", "address of the logs' plain HTTP server")
 	fs.StringVar(&o.Storage, "storage", "sqlite", `"sqlite" (files under --data) or "mysql://USER:PASS@HOST:PORT/DB"`)
-	fs.StringVar(&o.ExtraRoots, "extra-roots", "", "PEM bundle of more roots that every shard accepts")
-	fs.StringVar(&o.LogList, "log-list", "", "v3 log list (file or URL) of the logs the CA submits to; default: this server's own logs")
-	fs.StringVar(&o.MgmtAddr, "mgmt-addr", "127.0.0.1:6963", `loopback address of the CA's management endpoint ("" for none)`)
-	fs.StringVar(&o.ACMEAddr, "acme-addr", "127.0.0.1:14000", `address of the ACME server (HTTPS, directory at /directory; "" for none)`)
-	fs.BoolVar(&o.ACMEAlwaysValid, "acme-always-valid", false, "ACME challenges succeed without contacting the client")
-	fs.IntVar(&o.VAHTTPPort, "va-http-port", 80, "port the validator connects to for http-01")
-	fs.IntVar(&o.VATLSPort, "va-tls-port", 443, "port the validator connects to for tls-alpn-01")
-	fs.StringVar(&o.DNSAddr, "dns-addr", "127.0.0.1:8053", `loopback address of the built-in DNS server, UDP and TCP ("" for none)`)
-	fs.StringVar(&o.DNSMgmtAddr, "dns-mgmt-addr", "127.0.0.1:8055", `loopback address of the DNS management API: POST /set-txt, /clear-txt ("" for none)`)
+	fs.StringVar(&o.Logs.ExtraRoots, "extra-roots", "", "PEM bundle of more roots that every shard accepts")
+	fs.StringVar(&o.CA.LogList, "log-list", "", "v3 log list (file or URL) of the logs the CA submits to; default: this server's own logs")
+	fs.StringVar(&o.CA.MgmtAddr, "mgmt-addr", "127.0.0.1:6963", `loopback address of the CA's management endpoint ("" for none)`)
+	fs.StringVar(&o.ACME.Addr, "acme-addr", "127.0.0.1:14000", `address of the ACME server (HTTPS, directory at /directory; "" for none)`)
+	fs.BoolVar(&o.ACME.AlwaysValid, "acme-always-valid", false, "ACME challenges succeed without contacting the client")
+	fs.IntVar(&o.ACME.VAHTTPPort, "va-http-port", 80, "port the validator connects to for http-01")
+	fs.IntVar(&o.ACME.VATLSPort, "va-tls-port", 443, "port the validator connects to for tls-alpn-01")
+	fs.StringVar(&o.ACME.DNSAddr, "dns-addr", "127.0.0.1:8053", `loopback address of the built-in DNS server, UDP and TCP ("" for none)`)
+	fs.StringVar(&o.ACME.DNSMgmtAddr, "dns-mgmt-addr", "127.0.0.1:8055", `loopback address of the DNS management API: POST /set-txt, /clear-txt ("" for none)`)
 	noLimits := fs.Bool("no-rate-limits", false, "turn every ACME rate limit off, whatever --config says")
 	noFinal := fs.Bool("no-final-submission", false, "don't submit final certificates to the logs after issuance")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -46,9 +46,9 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return exitUsage
 	}
 	o.Logger = log
-	o.NoFinalSubmission = *noFinal
+	o.CA.NoFinalSubmission = *noFinal
 	if *noLimits {
-		o.RateLimits = &ratelimit.Config{Disabled: true}
+		o.ACME.RateLimits = &ratelimit.Config{Disabled: true}
 	}
 	if os.Getenv("GOGC") == "" {
 		// The heap is small (tens of MiB) and short-lived garbage per request

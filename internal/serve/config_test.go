@@ -32,10 +32,10 @@ func TestLoadConfigRateLimits(t *testing.T) {
 		{"File", file, nil, fromFile, ""},
 		{"NoRateLimitsWinsOverFile", file, &ratelimit.Config{Disabled: true}, ratelimit.Config{Disabled: true}, ""},
 		{"GoAPIReplacesFile", file, &goAPI, goAPI, ""},
-		{"InvalidGoAPI", "", &ratelimit.Config{OrdersPerAccount: ratelimit.Limit{Count: 1}}, ratelimit.Config{}, "Options.RateLimits: orders_per_account"},
+		{"InvalidGoAPI", "", &ratelimit.Config{OrdersPerAccount: ratelimit.Limit{Count: 1}}, ratelimit.Config{}, "Options.ACME.RateLimits: orders_per_account"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := loadConfig(Options{ConfigFile: tc.file, RateLimits: tc.limits, Now: time.Now})
+			cfg, err := loadConfig(Options{ConfigFile: tc.file, ACME: ACMEOptions{RateLimits: tc.limits}, Now: time.Now})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)

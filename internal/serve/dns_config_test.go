@@ -32,10 +32,10 @@ func TestLoadConfigDNS(t *testing.T) {
 		{"Defaults", "", nil, config.DefaultDNS(), ""},
 		{"File", file, nil, fromFile, ""},
 		{"GoAPIReplacesFile", file, &goAPI, goAPI, ""},
-		{"InvalidGoAPI", "", &config.DNS{Hosts: map[string][]netip.Addr{"nodots": lo}}, config.DNS{}, `Options.DNS: hosts.nodots: "nodots" is not a DNS name`},
+		{"InvalidGoAPI", "", &config.DNS{Hosts: map[string][]netip.Addr{"nodots": lo}}, config.DNS{}, `Options.ACME.DNS: hosts.nodots: "nodots" is not a DNS name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := loadConfig(Options{ConfigFile: tc.file, DNS: tc.dns, Now: time.Now})
+			cfg, err := loadConfig(Options{ConfigFile: tc.file, ACME: ACMEOptions{DNS: tc.dns}, Now: time.Now})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
