@@ -158,6 +158,13 @@ func (c *CA) Close(ctx context.Context) error {
 // including the resubmission of owed final certificates that New starts.
 func (c *CA) Wait() { c.bg.Wait() }
 
+// Record returns the CA's record of the certificate with serial (lower-case
+// hex): its precertificate, certificate, SCTs and revocation; an error
+// wrapping store.ErrNotFound when the CA has none.
+func (c *CA) Record(ctx context.Context, serial string) (*store.Record, error) {
+	return c.opts.Store.Get(ctx, serial)
+}
+
 // issuerFor picks the intermediate of the subscriber key's type.
 func (c *CA) issuerFor(pub crypto.PublicKey) *Issuer {
 	if _, ok := pub.(*ecdsa.PublicKey); ok {
@@ -286,7 +293,7 @@ func (c *CA) final(ctx context.Context, out *Issuance, pre *x509.Certificate, pr
 // exactly the TBSCertificate that was linted (and, for the final
 // certificate, checked against the precertificate).
 func (c *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, iss *Issuer, wantTBS []byte) ([]byte, error) {
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Cert, pub, iss.Signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Cert, pub, iss.signer)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't sign: %w", err)
 	}

@@ -64,8 +64,11 @@ type Hierarchy struct {
 // Issuer is a CA certificate and its private key. Formatting an Issuer with
 // fmt or log/slog shows the certificate's subject and serial, never the key.
 type Issuer struct {
-	Cert   *x509.Certificate
-	Signer crypto.Signer // the private key; never log or print it
+	Cert *x509.Certificate
+	// signer is the private key; never log or print it. No package
+	// outside ca signs with it: what others need signed (the ACME
+	// server's TLS certificate, cross-signs, load-test chains) ca signs.
+	signer crypto.Signer
 }
 
 // String describes the issuer without its key.
@@ -93,6 +96,17 @@ func (i Issuer) LogValue() slog.Value {
 // Roots returns the two roots, ECDSA first, in the order of root.pem.
 func (h *Hierarchy) Roots() []*x509.Certificate {
 	return []*x509.Certificate{h.ECDSARoot.Cert, h.RSARoot.Cert}
+}
+
+// IntermediateByKeyID is the intermediate whose subject key identifier is
+// keyID (a certificate's authority key identifier), or nil.
+func (h *Hierarchy) IntermediateByKeyID(keyID []byte) *Issuer {
+	for _, iss := range []*Issuer{h.ECDSAIntermediate, h.RSAIntermediate} {
+		if bytes.Equal(iss.Cert.SubjectKeyId, keyID) {
+			return iss
+		}
+	}
+	return nil
 }
 
 // RootsPEMPath is the PEM bundle of both roots (dir/root.pem), ECDSA first:
@@ -271,7 +285,7 @@ func loadOrCreateIssuer(dir string, s issuerSpec, parent *Issuer, now time.Time)
 			return nil, err
 		}
 	}
-	iss := &Issuer{Cert: cert, Signer: key}
+	iss := &Issuer{Cert: cert, signer: key}
 	if err := check(dir, s, iss, parent, now); err != nil {
 		return nil, err
 	}
@@ -349,7 +363,7 @@ func readCert(path string) (*x509.Certificate, error) {
 // serverAuth (intermediates).
 func check(dir string, s issuerSpec, iss *Issuer, parent *Issuer, now time.Time) error {
 	certPath := s.certPath(dir)
-	pub, ok := iss.Signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	pub, ok := iss.signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(iss.Cert.PublicKey) {
 		return fmt.Errorf("%w: certificate %s does not match key %s", ErrInconsistent, certPath, s.keyPath(dir))
 	}
@@ -389,7 +403,7 @@ func issue(s issuerSpec, key crypto.Signer, parent *Issuer, now time.Time) (*x50
 	}
 	signerCert, signer := tmpl, key
 	if parent != nil {
-		signerCert, signer = parent.Cert, parent.Signer
+		signerCert, signer = parent.Cert, parent.signer
 		if tmpl.NotAfter.After(parent.Cert.NotAfter) {
 			tmpl.NotAfter = parent.Cert.NotAfter
 		}

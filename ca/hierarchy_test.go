@@ -176,7 +176,7 @@ func TestProfiles(t *testing.T) {
 			if got := describeKey(c.PublicKey); got != tt.key {
 				t.Errorf("certificate key = %s, want %s", got, tt.key)
 			}
-			if got := describeKey(tt.iss.Signer.Public()); got != tt.key {
+			if got := describeKey(tt.iss.signer.Public()); got != tt.key {
 				t.Errorf("private key = %s, want %s", got, tt.key)
 			}
 			if !c.BasicConstraintsValid || !c.IsCA {
@@ -253,7 +253,7 @@ func TestSecondCallReuses(t *testing.T) {
 		if !bytes.Equal(got[name].Cert.Raw, want[name].Cert.Raw) {
 			t.Errorf("%s: certificate changed", name)
 		}
-		if !got[name].Signer.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(want[name].Signer.Public()) {
+		if !got[name].signer.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(want[name].signer.Public()) {
 			t.Errorf("%s: key changed", name)
 		}
 	}
@@ -348,7 +348,7 @@ func foreignIntermediate(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := issue(ecdsaIntermediate, key, &Issuer{Cert: otherRoot, Signer: otherKey}, testNow)
+	c, err := issue(ecdsaIntermediate, key, &Issuer{Cert: otherRoot, signer: otherKey}, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,17 +604,17 @@ func TestFormattingHidesKeys(t *testing.T) {
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("issuers", "root", h.ECDSARoot, "int", *h.RSAIntermediate)
 	out := fmt.Sprintf("%v %+v %#v %v %+v %#v %s", h.ECDSARoot, *h.ECDSARoot, h.ECDSARoot, h, *h, *h, h.RSAIntermediate) + logged.String()
 	secrets := map[string]string{}
-	if k, ok := h.ECDSARoot.Signer.(*ecdsa.PrivateKey); ok {
+	if k, ok := h.ECDSARoot.signer.(*ecdsa.PrivateKey); ok {
 		b, _ := k.Bytes()
 		secrets["ECDSA root"] = fmt.Sprintf("%x", b)
 		secrets["ECDSA root (decimal)"] = new(big.Int).SetBytes(b).String()
 	}
-	if k, ok := h.RSAIntermediate.Signer.(*rsa.PrivateKey); ok {
+	if k, ok := h.RSAIntermediate.signer.(*rsa.PrivateKey); ok {
 		secrets["RSA intermediate"] = k.D.String()
 		secrets["RSA intermediate (hex)"] = k.D.Text(16)
 	}
 	if len(secrets) != 4 {
-		t.Fatalf("unexpected key types %T, %T", h.ECDSARoot.Signer, h.RSAIntermediate.Signer)
+		t.Fatalf("unexpected key types %T, %T", h.ECDSARoot.signer, h.RSAIntermediate.signer)
 	}
 	for name, s := range secrets {
 		if strings.Contains(out, s) {

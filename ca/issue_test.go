@@ -82,8 +82,8 @@ func newTestCA(t *testing.T, opts ctpolicy.Options, logs ...*fakelog.Log) *testC
 	n := &atomic.Int64{}
 	h := *shared
 	ei, ri := *shared.ECDSAIntermediate, *shared.RSAIntermediate
-	ei.Signer = countingSigner{ei.Signer, n}
-	ri.Signer = countingSigner{ri.Signer, n}
+	ei.signer = countingSigner{ei.signer, n}
+	ri.signer = countingSigner{ri.signer, n}
 	h.ECDSAIntermediate, h.RSAIntermediate = &ei, &ri
 	for _, l := range logs {
 		t.Cleanup(l.Server.Close)

@@ -102,7 +102,7 @@ func newLinter(issuers []*Issuer) (*linter, error) {
 func newLintIssuer(iss *Issuer) (*lintIssuer, error) {
 	var key crypto.Signer
 	var err error
-	ec, isEC := iss.Signer.Public().(*ecdsa.PublicKey)
+	ec, isEC := iss.signer.Public().(*ecdsa.PublicKey)
 	if isEC {
 		key, err = ecdsa.GenerateKey(ec.Curve, rand.Reader)
 	} else {
@@ -148,7 +148,7 @@ func newLintIssuer(iss *Issuer) (*lintIssuer, error) {
 }
 
 func issuerRSABits(iss *Issuer) int {
-	if k, ok := iss.Signer.Public().(interface{ Size() int }); ok {
+	if k, ok := iss.signer.Public().(interface{ Size() int }); ok {
 		return k.Size() * 8
 	}
 	return 2048

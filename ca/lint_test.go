@@ -54,7 +54,7 @@ func TestLintBuild(t *testing.T) {
 				if err := lc.CheckSignatureFrom(li.cert); err != nil {
 					t.Errorf("lint certificate not signed by the lint issuer: %v", err)
 				}
-				real, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Cert, pub, iss.Signer)
+				real, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Cert, pub, iss.signer)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -68,7 +68,7 @@ func TestLintBuild(t *testing.T) {
 				if lc.SignatureAlgorithm != rc.SignatureAlgorithm {
 					t.Errorf("lint signature algorithm %v, real %v", lc.SignatureAlgorithm, rc.SignatureAlgorithm)
 				}
-				if ec, ok := iss.Signer.Public().(*ecdsa.PublicKey); ok {
+				if ec, ok := iss.signer.Public().(*ecdsa.PublicKey); ok {
 					if ec.Curve.Params().BitSize == 384 && len(lc.Signature) <= 72 {
 						t.Errorf("lint signature of %d bytes: zlint would take it for P-256", len(lc.Signature))
 					}

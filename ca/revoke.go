@@ -161,7 +161,7 @@ func (c *CA) buildCRL(ctx context.Context, iss *Issuer, now time.Time) ([]byte, 
 		ThisUpdate:                thisUpdate,
 		NextUpdate:                thisUpdate.Add(crlValidity),
 		RevokedCertificateEntries: entries,
-	}, iss.Cert, iss.Signer)
+	}, iss.Cert, iss.signer)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't sign the CRL: %w", err)
 	}

@@ -147,3 +147,49 @@ func chainJSON(chain [][]byte) string {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestNilRegisterer: a server given no Registerer registers nothing, on
+// the global registry least of all, and still serves.
+func TestNilRegisterer(t *testing.T) {
+	before, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	ca, err := testca.New("nil registerer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := ca.WriteRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.Open(ctx, "sqlite", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv, err := ctlog.New(ctx, ctlog.Options{
+		DataDir: dir, Config: parseConfig(t, ""), LogStorage: store.Log, AdminStorage: store.Admin,
+		RootFiles: []string{root}, BaseURL: "http://127.0.0.1:1", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Ready(ctx); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+	after, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		var names []string
+		for _, f := range after {
+			names = append(names, f.GetName())
+		}
+		t.Errorf("the global registry went from %d to %d metric families: %v", len(before), len(after), names)
+	}
+}

@@ -53,8 +53,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // register adds c to reg; a collector already there (a second server in one
-// process, as in tests) is fine.
+// process, as in tests) is fine. A nil reg registers nothing.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {

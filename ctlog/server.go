@@ -37,7 +37,8 @@ type Options struct {
 	BaseURL string
 	// Logger receives the logs' structured logs. Default slog.Default().
 	Logger *slog.Logger
-	// Registerer receives the metrics. Default prometheus.DefaultRegisterer.
+	// Registerer receives the metrics (ctstage_log_*, Trillian's trillian_*,
+	// ctfe's ctfe_*); nil registers none.
 	Registerer prometheus.Registerer
 }
 
@@ -63,9 +64,6 @@ type Server struct {
 func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.DefaultRegisterer
 	}
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err

@@ -71,13 +71,14 @@ func TestCoalesce(t *testing.T) {
 	c := Coalesce(f, 16)
 	const callers, perCaller = 64, 20
 	var wg sync.WaitGroup
+	var fresh, dups atomic.Int64
 	for g := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tree := &trillian.Tree{TreeId: int64(g % 3)}
+		wg.Go(func() {
+			// Callers 2k and 2k+1 queue the same ids on the same tree,
+			// so each id is queued twice into one tree, often in one
+			// merged batch; the trees differ between pairs.
+			tree := &trillian.Tree{TreeId: int64(g / 2 % 3)}
 			for i := range perCaller {
-				// Every id is queued twice, by two callers of the same tree.
 				id := fmt.Sprintf("leaf-%d-%d", g/2, i)
 				res, err := c.QueueLeaves(context.Background(), tree, []*trillian.LogLeaf{leaf(id)}, time.Now())
 				if err != nil {
@@ -86,13 +87,23 @@ func TestCoalesce(t *testing.T) {
 				}
 				if len(res) != 1 || string(res[0].Leaf.LeafValue) != id {
 					t.Errorf("caller %d got %v for %s", g, res, id)
+					continue
+				}
+				if res[0].Status != nil && codes.Code(res[0].Status.Code) == codes.AlreadyExists {
+					dups.Add(1)
+				} else {
+					fresh.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if n := len(f.stored); n > callers*perCaller || n < callers*perCaller/2 {
-		t.Errorf("%d leaves stored", n)
+	const unique = callers / 2 * perCaller
+	if n := len(f.stored); n != unique {
+		t.Errorf("%d leaves stored, want %d: each id once in its tree", n, unique)
+	}
+	if fresh.Load() != unique || dups.Load() != unique {
+		t.Errorf("%d answers new and %d AlreadyExists, want %d of each", fresh.Load(), dups.Load(), unique)
 	}
 	if calls := f.calls.Load(); calls >= callers*perCaller {
 		t.Errorf("%d storage calls for %d QueueLeaves: nothing was merged", calls, callers*perCaller)

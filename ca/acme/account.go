@@ -274,7 +274,7 @@ func (s *Server) checkLimit(ctx context.Context, name ratelimit.Name, key string
 	if errors.As(err, &ex) {
 		s.metrics.rateLimited.WithLabelValues(string(ex.Limit)).Inc()
 		p := rateLimited("%s", ex.Error())
-		p.retryAfter = int(ex.RetryAfter.Seconds() + 0.999)
+		p.RetryAfter = int(ex.RetryAfter.Seconds() + 0.999)
 		return p
 	}
 	return err

@@ -148,7 +148,7 @@ func (s *Server) validate(ctx context.Context, a *Account, az *Authz, i int) err
 	if err == nil {
 		c.Status, c.Validated, az.Status = statusValid, &now, statusValid
 	} else {
-		p = vaProblem(err).withIdentifier(az.Identifier)
+		p = vaProblem(err).WithIdentifier(az.Identifier)
 		c.Status, c.Error, az.Status = statusInvalid, p, statusInvalid
 	}
 	s.metrics.validated(c.Type, p, time.Since(start))
@@ -165,7 +165,8 @@ func (s *Server) validate(ctx context.Context, a *Account, az *Authz, i int) err
 func vaProblem(err error) *Problem {
 	var ve *va.Error
 	if !errors.As(err, &ve) {
-		return serverInternal("validation failed: %v", err)
+		// Not the client's doing: the detail is logged (validate), not sent.
+		return serverInternal("validation could not be completed")
 	}
 	ctor := map[va.Kind]func(string, ...any) *Problem{
 		va.KindConnection: connectionProblem, va.KindDNS: dnsProblem, va.KindTLS: tlsProblem,

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"slices"
@@ -33,10 +34,8 @@ func (s *Server) certificate(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return notFound("no such chain")
 	}
-	c, err := s.opts.Store.Certificate(r.Context(), r.PathValue("serial"))
-	if errors.Is(err, ErrNotFound) {
-		return notFound("no certificate %s", r.PathValue("serial"))
-	} else if err != nil {
+	c, err := s.issuedBySerial(r.Context(), r.PathValue("serial"))
+	if err != nil {
 		return err
 	}
 	if err := own(q, c.AccountID, "certificate"); err != nil {
@@ -51,8 +50,41 @@ func (s *Server) certificate(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Add("Link", link(s.url(r, other), "alternate"))
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
-	_, err = w.Write(s.opts.Chains.pem(c.DER, c.Issuer, alt))
+	_, err = w.Write(s.opts.Chains.pem(c.rec.Certificate, c.issuer, alt))
 	return err
+}
+
+// issued is a certificate this server issued: the ACME store's link to
+// its order and account, and the CA's record of it (the one copy of its
+// DER, SCTs and revocation).
+type issued struct {
+	*Certificate
+	rec    *castore.Record
+	leaf   *x509.Certificate
+	issuer string // "ecdsa" or "rsa": which intermediate signed it
+}
+
+// issuedBySerial finds a certificate by serial (lower-case hex): a
+// notFound problem when this server issued none.
+func (s *Server) issuedBySerial(ctx context.Context, serial string) (*issued, error) {
+	c, err := s.opts.Store.Certificate(ctx, serial)
+	if errors.Is(err, ErrNotFound) {
+		return nil, notFound("no certificate %s", serial)
+	} else if err != nil {
+		return nil, err
+	}
+	rec, err := s.opts.CA.Record(ctx, serial)
+	if errors.Is(err, castore.ErrNotFound) || (err == nil && rec.Certificate == nil) {
+		return nil, fmt.Errorf("the CA has no certificate %s, which order %s links to", serial, c.OrderID)
+	} else if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(rec.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse certificate %s from the CA's record: %w", serial, err)
+	}
+	return &issued{Certificate: c, rec: rec, leaf: leaf,
+		issuer: s.opts.Chains.issuerName(s.opts.Hierarchy.IntermediateByKeyID(rec.IssuerKeyID))}, nil
 }
 
 type revokeReq struct {
@@ -65,10 +97,6 @@ type revokeReq struct {
 // (ca.CA.Revoke): the revocation is in the CA's store, durably, before the
 // 200, and the intermediate's CRL lists it from then on. The CA's store is
 // the one record of revocations; ARI reads it too.
-//
-// Certificate.Revoked is only read: ctstage versions before the CA kept
-// revocations wrote them there. Such a revocation still answers
-// alreadyRevoked, and is copied to the CA (so to the CRL) on that occasion.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.authenticate(w, r, kidOrJWK)
 	if err != nil {
@@ -86,8 +114,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return malformed("couldn't parse the certificate: %v", err)
 	}
-	c, err := s.opts.Store.Certificate(r.Context(), leaf.SerialNumber.Text(16))
-	if errors.Is(err, ErrNotFound) || (err == nil && !bytes.Equal(c.DER, der)) {
+	c, err := s.issuedBySerial(r.Context(), leaf.SerialNumber.Text(16))
+	var p *Problem
+	if errors.As(err, &p) || (err == nil && !bytes.Equal(c.rec.Certificate, der)) {
 		return notFound("this server did not issue this certificate")
 	} else if err != nil {
 		return err
@@ -101,13 +130,6 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !slices.Contains([]int{0, 1, 3, 4, 5}, reason) {
 		return badRevocationReason("reason %d is not allowed (0, 1, 3, 4, 5)", reason)
-	}
-	if c.Revoked {
-		err := s.opts.CA.Revoke(r.Context(), leaf.SerialNumber, c.RevocationReason, c.RevokedAt)
-		if err != nil && !errors.Is(err, castore.ErrAlreadyRevoked) {
-			return err
-		}
-		return alreadyRevoked("certificate %s was revoked at %s", c.Serial, c.RevokedAt.Format(time.RFC3339))
 	}
 	err = s.opts.CA.Revoke(r.Context(), leaf.SerialNumber, reason, s.opts.Now())
 	if errors.Is(err, castore.ErrAlreadyRevoked) {
@@ -125,7 +147,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) checkRevoker(q *request, c *Certificate, leaf *x509.Certificate) error {
+func (s *Server) checkRevoker(q *request, c *issued, leaf *x509.Certificate) error {
 	if q.account != nil {
 		return own(q, c.AccountID, "certificate")
 	}
@@ -143,13 +165,10 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	start := c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
-	end := c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 6)
-	revoked, err := s.revoked(r.Context(), c)
-	if err != nil {
-		return err
-	}
-	if revoked {
+	nb, na := c.leaf.NotBefore, c.leaf.NotAfter
+	start := na.Add(-na.Sub(nb) / 3)
+	end := na.Add(-na.Sub(nb) / 6)
+	if c.rec.Revocation != nil {
 		now := s.opts.Now()
 		start, end = now.Add(-time.Hour), now.Add(-time.Minute)
 	}
@@ -159,39 +178,22 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// revoked reports whether c is revoked: in the CA's store, or in c itself
-// for a revocation an older ctstage recorded there (see revoke).
-func (s *Server) revoked(ctx context.Context, c *Certificate) (bool, error) {
-	serial, ok := new(big.Int).SetString(c.Serial, 16)
-	if c.Revoked || !ok {
-		return c.Revoked, nil
-	}
-	rv, err := s.opts.CA.Revocation(ctx, serial)
-	if errors.Is(err, castore.ErrNotFound) {
-		return false, nil
-	}
-	return rv != nil, err
-}
-
 // certByARIID finds the certificate of an ARI certID and checks its AKI.
-func (s *Server) certByARIID(ctx context.Context, id string) (*Certificate, error) {
+func (s *Server) certByARIID(ctx context.Context, id string) (*issued, error) {
 	akiB64, serialB64, ok := strings.Cut(id, ".")
 	aki, err1 := base64.RawURLEncoding.DecodeString(akiB64)
 	serial, err2 := base64.RawURLEncoding.DecodeString(serialB64)
 	if !ok || err1 != nil || err2 != nil || len(serial) == 0 {
 		return nil, malformed("%q is not an ARI certID (base64url AKI \".\" base64url serial)", id)
 	}
-	c, err := s.opts.Store.Certificate(ctx, new(big.Int).SetBytes(serial).Text(16))
-	if errors.Is(err, ErrNotFound) {
+	c, err := s.issuedBySerial(ctx, new(big.Int).SetBytes(serial).Text(16))
+	var p *Problem
+	if errors.As(err, &p) {
 		return nil, notFound("no certificate with serial %s", hex.EncodeToString(serial))
 	} else if err != nil {
 		return nil, err
 	}
-	leaf, err := x509.ParseCertificate(c.DER)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(leaf.AuthorityKeyId, aki) {
+	if !bytes.Equal(c.leaf.AuthorityKeyId, aki) {
 		return nil, notFound("certID's authority key identifier is not the certificate's")
 	}
 	return c, nil

@@ -2,10 +2,7 @@ package acme
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,44 +33,13 @@ func LoadOrCreateChains(dir string, h *ca.Hierarchy) (*Chains, error) {
 		name         string
 		inter, other *ca.Issuer
 	}{{"ecdsa", h.ECDSAIntermediate, h.RSARoot}, {"rsa", h.RSAIntermediate, h.ECDSARoot}} {
-		cross, err := loadOrCrossSign(filepath.Join(dir, "cross-"+b.name+".pem"), b.inter, b.other)
+		cross, err := ca.LoadOrCrossSign(filepath.Join(dir, "cross-"+b.name+".pem"), b.inter, b.other)
 		if err != nil {
 			return nil, err
 		}
 		c.chains[b.name] = [2][]byte{b.inter.Cert.Raw, cross}
 	}
 	return c, nil
-}
-
-func loadOrCrossSign(path string, inter, root *ca.Issuer) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if blk, _ := pem.Decode(b); blk != nil {
-			if c, err := x509.ParseCertificate(blk.Bytes); err == nil &&
-				bytes.Equal(c.RawSubjectPublicKeyInfo, inter.Cert.RawSubjectPublicKeyInfo) &&
-				c.CheckSignatureFrom(root.Cert) == nil {
-				return c.Raw, nil
-			}
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("couldn't read %s: %w", path, err)
-	}
-	ic := inter.Cert
-	tmpl := &x509.Certificate{
-		SerialNumber: ic.SerialNumber, Subject: ic.Subject, NotBefore: ic.NotBefore, NotAfter: ic.NotAfter,
-		KeyUsage: ic.KeyUsage, ExtKeyUsage: ic.ExtKeyUsage, BasicConstraintsValid: true, IsCA: true,
-		MaxPathLen: 0, MaxPathLenZero: true, SubjectKeyId: ic.SubjectKeyId,
-	}
-	if tmpl.NotAfter.After(root.Cert.NotAfter) {
-		tmpl.NotAfter = root.Cert.NotAfter
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Cert, ic.PublicKey, root.Signer)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't cross-sign %s: %w", ic.Subject.CommonName, err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return nil, fmt.Errorf("couldn't write %s: %w", path, err)
-	}
-	return der, nil
 }
 
 func (c *Chains) issuerName(iss *ca.Issuer) string {

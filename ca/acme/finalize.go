@@ -9,12 +9,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/ca/ratelimit"
 )
 
@@ -134,25 +134,30 @@ func checkCSRKey(pub crypto.PublicKey, a *Account) error {
 func (s *Server) issue(ctx context.Context, o *Order, pub crypto.PublicKey) error {
 	iss, err := s.opts.CA.Issue(ctx, ca.Request{PublicKey: pub, Names: names(o.Identifiers), Profile: o.Profile})
 	if err != nil {
-		p := badCSR("the CA refused the request: %v", err)
-		if !errors.Is(err, ca.ErrBadRequest) {
-			p = serverInternal("issuance failed: %v", err)
+		var p *Problem
+		switch {
+		case errors.Is(err, ca.ErrBadRequest):
+			p = badCSR("the CA refused the request: %v", err)
+		case errors.Is(err, ctpolicy.ErrPolicy):
+			// Which logs failed is what the subscriber and the operator
+			// need to know; it holds no internal state.
+			p = serverInternal("the CA could not obtain enough SCTs: %v", err)
+		default:
+			s.opts.Logger.Error("issuance failed", "order", o.ID, "err", err)
+			p = serverInternal("issuance failed; the server's log has the cause")
 		}
 		o.Status, o.Error = statusInvalid, p
 		return errors.Join(p, s.opts.Store.UpdateOrder(ctx, o))
 	}
-	leaf, err := x509.ParseCertificate(iss.Certificate)
-	if err != nil {
-		return fmt.Errorf("couldn't parse the issued certificate: %w", err)
-	}
-	c := &Certificate{Serial: iss.Serial.Text(16), AccountID: o.AccountID, OrderID: o.ID, DER: iss.Certificate,
-		Issuer: s.opts.Chains.issuerName(iss.Issuer), Names: names(o.Identifiers),
-		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, Issued: s.opts.Now()}
+	c := &Certificate{Serial: iss.Serial.Text(16), AccountID: o.AccountID, OrderID: o.ID, Names: names(o.Identifiers)}
 	o.CertSerial = c.Serial
 	if err := s.opts.Store.UpdateOrder(ctx, o); err != nil {
 		return err
 	}
-	if err := s.opts.Store.AddCertificate(ctx, c); err != nil {
+	// The CA has recorded the certificate; the ACME store links it. A
+	// reader that found the order processing may have linked it first
+	// (processingStatus).
+	if err := s.opts.Store.AddCertificate(ctx, c); err != nil && !errors.Is(err, ErrConflict) {
 		return err
 	}
 	if err := s.afterIssue(ctx, o, c); err != nil {
@@ -169,7 +174,7 @@ func (s *Server) afterIssue(ctx context.Context, o *Order, c *Certificate) error
 	if o.Replaces != "" {
 		if old, err := s.certByARIID(ctx, o.Replaces); err == nil {
 			old.ReplacedBy = o.ID
-			return s.opts.Store.UpdateCertificate(ctx, old)
+			return s.opts.Store.UpdateCertificate(ctx, old.Certificate)
 		}
 		return nil
 	}

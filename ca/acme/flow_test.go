@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	acmestore "github.com/ctstage/ctstage/ca/acme/store"
+
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -80,7 +82,7 @@ func newFlowEnv(t *testing.T, reg prometheus.Registerer, limits ratelimit.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := OpenSQLite(ctx, filepath.Join(dir, "acme.db"))
+	st, err := acmestore.OpenSQLite(ctx, filepath.Join(dir, "acme.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func checkIdentifiers(ids []Identifier, profile string) ([]Identifier, error) {
 	for _, id := range ids {
 		n, p := checkIdentifier(id, profile)
 		if p != nil {
-			probs = append(probs, p.withIdentifier(id))
+			probs = append(probs, p.WithIdentifier(id))
 			continue
 		}
 		if !slices.Contains(out, n) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/ca/ratelimit"
+	castore "github.com/ctstage/ctstage/ca/store"
 )
 
 // orderJSON is the order object (RFC 8555 section 7.1.3).
@@ -208,8 +209,10 @@ func (s *Server) pendingStatusOf(o *Order, authz func(i int) (*Authz, error)) (s
 // turns an invalid order valid. After that the server has given up: the
 // order is invalid, as it is past its expiry.
 //
-// Nothing is written back: a read never races a finalize still running,
-// and the answer is the same on every read and after a restart.
+// A certificate the CA recorded but the ACME store did not link (a crash
+// between the two writes) is linked here, and the order is valid: the
+// certificate exists and is logged. Nothing else is written back, and the
+// answer is the same on every read and after a restart.
 func (s *Server) processingStatus(ctx context.Context, o *Order) (string, *Problem, error) {
 	if o.CertSerial != "" {
 		_, err := s.opts.Store.Certificate(ctx, o.CertSerial)
@@ -219,11 +222,32 @@ func (s *Server) processingStatus(ctx context.Context, o *Order) (string, *Probl
 		if !errors.Is(err, ErrNotFound) {
 			return "", nil, err
 		}
+		linked, err := s.linkRecorded(ctx, o)
+		if err != nil || linked {
+			return statusValid, nil, err
+		}
 	}
 	if s.opts.Now().Sub(o.Processing) < 2*s.opts.IssueTimeout {
 		return statusProcessing, nil, nil
 	}
 	return statusInvalid, serverInternal("issuance was interrupted (the server stopped while processing the order); order again"), nil
+}
+
+// linkRecorded links the certificate of a processing order to it when
+// the CA has recorded that certificate, and reports whether it did.
+func (s *Server) linkRecorded(ctx context.Context, o *Order) (bool, error) {
+	rec, err := s.opts.CA.Record(ctx, o.CertSerial)
+	if errors.Is(err, castore.ErrNotFound) || (err == nil && rec.Certificate == nil) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	c := &Certificate{Serial: o.CertSerial, AccountID: o.AccountID, OrderID: o.ID, Names: names(o.Identifiers)}
+	if err := s.opts.Store.AddCertificate(ctx, c); err != nil && !errors.Is(err, ErrConflict) {
+		return false, err
+	}
+	s.opts.Logger.Info("linked a certificate the CA recorded before an interruption", "order", o.ID, "serial", o.CertSerial)
+	return true, nil
 }
 
 func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, o *Order, status int) error {

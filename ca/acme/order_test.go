@@ -2,13 +2,18 @@ package acme
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"net/http"
 	"path"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/ca/ratelimit"
 )
 
@@ -81,5 +86,48 @@ func TestOrderAfterCrash(t *testing.T) {
 				t.Errorf("certificate %q for status %s, serial %s", cert, tt.want, o.CertSerial)
 			}
 		})
+	}
+}
+
+// TestOrderLinksCARecord is a crash between the CA recording a
+// certificate and the ACME store linking it to its order: the order,
+// left processing with the serial, reads valid once the bound has passed,
+// and its certificate downloads, because the server finds the CA's record
+// by serial and links it.
+func TestOrderLinksCARecord(t *testing.T) {
+	e := newFlowEnv(t, prometheus.NewRegistry(), ratelimit.Config{})
+	c := newFlowClient(t, e)
+	c.register()
+	ctx := context.Background()
+	st := e.srv.opts.Store
+	url, _ := c.newOrder("linked.example.com")
+	o, err := st.Order(ctx, path.Base(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := e.srv.opts.CA.Issue(ctx, ca.Request{PublicKey: key.Public(), Names: []string{"linked.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Status, o.CertSerial = statusProcessing, iss.Serial.Text(16)
+	o.Processing = time.Now().Add(-2*e.srv.opts.IssueTimeout - time.Second)
+	if err := st.UpdateOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	got := c.must("order", c.post(url, nil), http.StatusOK).object()
+	if got["status"] != statusValid || got["error"] != nil {
+		t.Fatalf("order %v, want valid", got)
+	}
+	cert, _ := got["certificate"].(string)
+	rsp := c.must("certificate", c.post(cert, nil), http.StatusOK)
+	if !strings.Contains(string(rsp.body), "BEGIN CERTIFICATE") {
+		t.Errorf("certificate download: %q", rsp.body)
+	}
+	if _, err := st.Certificate(ctx, o.CertSerial); err != nil {
+		t.Errorf("the link was not written: %v", err)
 	}
 }

@@ -7,31 +7,6 @@ import (
 
 const errNS = "urn:ietf:params:acme:error:"
 
-// Identifier is an ACME identifier (RFC 8555 section 7.1.4): type "dns" or
-// "ip" (RFC 8738).
-type Identifier struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
-
-// Problem is an RFC 7807 problem document with ACME's error types (RFC 8555
-// section 6.7). It is the error type of every handler; the HTTP wrapper
-// writes it as application/problem+json with Status.
-type Problem struct {
-	Type        string      `json:"type"`
-	Detail      string      `json:"detail,omitempty"`
-	Status      int         `json:"status,omitempty"`
-	Identifier  *Identifier `json:"identifier,omitempty"`
-	Subproblems []*Problem  `json:"subproblems,omitempty"`
-
-	// retryAfter, when non-zero, is sent as Retry-After (seconds).
-	retryAfter int
-	// location, when set, is sent as Location (a conflict's account).
-	location string
-}
-
-func (p *Problem) Error() string { return p.Type + ": " + p.Detail }
-
 func problem(typ string, status int, format string, args ...any) *Problem {
 	return &Problem{Type: errNS + typ, Status: status, Detail: fmt.Sprintf(format, args...)}
 }
@@ -110,13 +85,7 @@ func notFound(f string, a ...any) *Problem {
 }
 func conflict(location, f string, a ...any) *Problem {
 	p := problem("malformed", http.StatusConflict, f, a...)
-	p.location = location
-	return p
-}
-
-// withIdentifier sets the identifier a problem is about.
-func (p *Problem) withIdentifier(id Identifier) *Problem {
-	p.Identifier = &id
+	p.Location = location
 	return p
 }
 

@@ -51,9 +51,8 @@ func ariRevoked(t *testing.T, c *flowClient, leaf *x509.Certificate) bool {
 }
 
 // TestRevokeThroughCA checks that revokeCert records the revocation in the
-// CA's store (the one record, which ARI reads), and that a revocation an
-// older ctstage kept only in the ACME store still answers alreadyRevoked
-// and is then copied to the CA with its original reason and time.
+// CA's store (the one record, which ARI reads), and that a second one
+// answers alreadyRevoked.
 func TestRevokeThroughCA(t *testing.T) {
 	e := newFlowEnv(t, prometheus.NewRegistry(), ratelimit.Config{})
 	c := newFlowClient(t, e)
@@ -77,30 +76,5 @@ func TestRevokeThroughCA(t *testing.T) {
 	}
 	if !ariRevoked(t, c, leaf) {
 		t.Error("ARI does not show the revocation")
-	}
-	if ac, err := e.srv.opts.Store.Certificate(ctx, leaf.SerialNumber.Text(16)); err != nil || ac.Revoked {
-		t.Errorf("the ACME record was written (%+v, %v); the CA's store is the one record", ac, err)
-	}
-
-	// A revocation an older ctstage recorded in the ACME store only.
-	old := issueFlow(t, c, "old.example.com")
-	ac, err := e.srv.opts.Store.Certificate(ctx, old.SerialNumber.Text(16))
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldAt := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
-	ac.Revoked, ac.RevocationReason, ac.RevokedAt = true, 5, oldAt
-	if err := e.srv.opts.Store.UpdateCertificate(ctx, ac); err != nil {
-		t.Fatal(err)
-	}
-	if !ariRevoked(t, c, old) {
-		t.Error("ARI does not show the ACME store's revocation")
-	}
-	if rsp := revoke(old, 1); rsp.problemType() != "alreadyRevoked" {
-		t.Errorf("revoke of an old revocation: %d %s, want alreadyRevoked", rsp.status, rsp.body)
-	}
-	rv, err = e.srv.opts.CA.Revocation(ctx, old.SerialNumber)
-	if err != nil || rv == nil || rv.Reason != 5 || !rv.At.Equal(oldAt) {
-		t.Errorf("the CA's record of the old revocation: %+v, %v; want reason 5 at %v", rv, err, oldAt)
 	}
 }

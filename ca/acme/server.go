@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	acmestore "github.com/ctstage/ctstage/ca/acme/store"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ctstage/ctstage/ca"
@@ -99,11 +101,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acme: couldn't register metrics: %w", err)
 	}
-	if _, ok := opts.Store.(*SQLite); ok {
+	if _, ok := opts.Store.(*acmestore.SQLite); ok {
 		// One process per SQLite file (serve locks --data), as the cache
 		// assumes; a MySQL store may one day be shared, so it is read
 		// every time.
-		opts.Store = newAccountCache(opts.Store)
+		opts.Store = acmestore.NewAccountCache(opts.Store)
 	}
 	s := &Server{opts: opts, nonces: newNonces(1 << 16), metrics: m}
 	if opts.LimitStore != nil {
@@ -180,15 +182,20 @@ func (s *Server) wrap(endpoint string, h func(http.ResponseWriter, *http.Request
 			return h(w, r)
 		}()
 		if err == nil {
-			s.opts.Logger.Debug("acme", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
 			return
 		}
+		// One line per request: the problem joins the request's log line
+		// (logging.Requests), or has its own when nothing logs requests.
 		var p *Problem
-		if !errors.As(err, &p) {
-			s.opts.Logger.Error("acme request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		var attrs []slog.Attr
+		if !errors.As(err, &p) || p.Status >= 500 {
+			attrs = append(attrs, slog.String("err", err.Error()))
 			p = serverInternal("the server could not process the request")
-		} else {
-			s.opts.Logger.Info("acme problem", "method", r.Method, "path", r.URL.Path, "type", p.Type, "detail", p.Detail)
+		}
+		attrs = append(attrs, slog.String("problem", p.Type), slog.String("detail", p.Detail))
+		if !logging.Annotate(w, attrs...) {
+			s.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "acme problem",
+				append([]slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path)}, attrs...)...)
 		}
 		s.metrics.problem(p)
 		writeProblem(w, p)
@@ -196,11 +203,11 @@ func (s *Server) wrap(endpoint string, h func(http.ResponseWriter, *http.Request
 }
 
 func writeProblem(w http.ResponseWriter, p *Problem) {
-	if p.retryAfter > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(p.retryAfter))
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(p.RetryAfter))
 	}
-	if p.location != "" {
-		w.Header().Set("Location", p.location)
+	if p.Location != "" {
+		w.Header().Set("Location", p.Location)
 	}
 	status := p.Status
 	if status == 0 {

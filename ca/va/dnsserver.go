@@ -22,14 +22,9 @@ type DNSServer struct {
 // ListenDNS starts serving z on addr (UDP and TCP, same port; port 0
 // picks one).
 func ListenDNS(addr string, z *Zone, log *slog.Logger) (*DNSServer, error) {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, l, err := listenUDPAndTCP(addr)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't listen for DNS: %w", err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("couldn't listen for DNS over TCP: %w", err)
+		return nil, err
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := answer(z, r)
@@ -68,6 +63,27 @@ func ListenDNS(addr string, z *Zone, log *slog.Logger) (*DNSServer, error) {
 		}
 	}
 	return s, nil
+}
+
+// listenUDPAndTCP listens on the same port over UDP and TCP. With port 0,
+// the port UDP picked may be taken for TCP (by any TCP socket, a client's
+// too): then it tries other ports.
+func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't listen for DNS: %w", err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		if port != "0" || try == 20 {
+			return nil, nil, fmt.Errorf("couldn't listen for DNS over TCP: %w", err)
+		}
+	}
 }
 
 // Addr is the address served, host:port.

@@ -126,12 +126,9 @@ func benchIssuer(cfg *loadgen.Config, data, chain, testCA string) error {
 	if err != nil {
 		return err
 	}
-	issuer, root := h.RSAIntermediate, h.RSARoot
-	if chain == "ecdsa" {
-		issuer, root = h.ECDSAIntermediate, h.ECDSARoot
-	}
-	cfg.Issuer, cfg.IssuerSigner = issuer.Cert, issuer.Signer
-	cfg.Chain = []*x509.Certificate{root.Cert}
+	issuer, root, signer := h.LoadTestSigner(chain)
+	cfg.Issuer, cfg.IssuerSigner = issuer, signer
+	cfg.Chain = []*x509.Certificate{root}
 	return nil
 }
 

@@ -11,21 +11,46 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Requests logs one line per request at Info level: method, path, status,
-// bytes written, duration and the client's address.
+// Requests logs one line per request: method, path, status, bytes
+// written, duration, the client's address, and whatever the handler added
+// with Annotate (an ACME problem's type and detail, an internal error). The
+// line is at Info level, Error for a 5xx.
 func Requests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := NewRecorder(w)
+		rw.logged = true
 		next.ServeHTTP(rw, r)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := append([]slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rw.status),
 			slog.Int64("bytes", rw.bytes),
 			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", r.RemoteAddr))
+			slog.String("remote", r.RemoteAddr)}, rw.attrs...)
+		level := slog.LevelInfo
+		if rw.status >= 500 {
+			level = slog.LevelError
+		}
+		log.LogAttrs(r.Context(), level, "request", attrs...)
 	})
+}
+
+// Annotate adds attrs to the request's log line, if w is (or wraps) the
+// Recorder of Requests; it reports whether it was.
+func Annotate(w http.ResponseWriter, attrs ...slog.Attr) bool {
+	for w != nil {
+		if rw, ok := w.(*Recorder); ok && rw.logged {
+			rw.attrs = append(rw.attrs, attrs...)
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
 }
 
 // Recorder is an http.ResponseWriter that records the status code and
@@ -35,6 +60,8 @@ type Recorder struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	logged      bool        // the Recorder of Requests, which logs attrs
+	attrs       []slog.Attr // from Annotate
 }
 
 // NewRecorder wraps w.

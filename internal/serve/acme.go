@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ctstage/ctstage/ca"
+	acmestore "github.com/ctstage/ctstage/ca/acme/store"
+
 	"github.com/ctstage/ctstage/ca/acme"
 	"github.com/ctstage/ctstage/ca/ratelimit"
 	"github.com/ctstage/ctstage/ca/va"
@@ -30,13 +33,13 @@ type acmeStore interface {
 func (st *Stage) openACMEStore(ctx context.Context) (acmeStore, error) {
 	b := st.store.backend
 	if b.Kind == "mysql" {
-		s, err := acme.NewMySQL(ctx, b.DB)
+		s, err := acmestore.NewMySQL(ctx, b.DB)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
 		}
 		return s, nil
 	}
-	s, err := acme.OpenSQLite(ctx, b.Path(ACMEStoreFile))
+	s, err := acmestore.OpenSQLite(ctx, b.Path(ACMEStoreFile))
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +81,7 @@ func (st *Stage) startACME(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cert, err := acme.ServingCertificate(st.Hierarchy, st.opts.Now())
+	cert, err := ca.ServingCertificate(st.Hierarchy, st.opts.Now())
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package acme
+package store
 
 import (
 	"context"
@@ -30,8 +30,8 @@ func TestAccountCache(t *testing.T) {
 	}{
 		{"contact", func(a *Account) { a.Contact = []string{"mailto:b@example.com"} },
 			func(a *Account) bool { return slices.Equal(a.Contact, []string{"mailto:b@example.com"}) }},
-		{"deactivation", func(a *Account) { a.Status = statusDeactivated },
-			func(a *Account) bool { return a.Status == statusDeactivated }},
+		{"deactivation", func(a *Account) { a.Status = StatusDeactivated },
+			func(a *Account) bool { return a.Status == StatusDeactivated }},
 		{"key change", func(a *Account) { a.Key, a.Thumbprint = newKey(), "tpNew" },
 			func(a *Account) bool { return a.Thumbprint == "tpNew" }},
 	}
@@ -42,9 +42,9 @@ func TestAccountCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sq.Close()
-			c := newAccountCache(sq)
+			c := NewAccountCache(sq)
 			a := &Account{ID: "acct", Key: newKey(), Thumbprint: "tpOld", Contact: []string{"mailto:a@example.com"},
-				Status: statusValid, Created: time.Now().UTC()}
+				Status: StatusValid, Created: time.Now().UTC()}
 			if err := c.CreateAccount(ctx, a); err != nil {
 				t.Fatal(err)
 			}
@@ -52,8 +52,8 @@ func TestAccountCache(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got.Contact[0], got.Status = "mailto:x@example.com", statusRevoked
-			if again, _ := c.Account(ctx, "acct"); again.Status != statusValid || again.Contact[0] != "mailto:a@example.com" {
+			got.Contact[0], got.Status = "mailto:x@example.com", StatusRevoked
+			if again, _ := c.Account(ctx, "acct"); again.Status != StatusValid || again.Contact[0] != "mailto:a@example.com" {
 				t.Fatalf("a caller's change reached the cache: %+v", again)
 			}
 			if got, err = c.Account(ctx, "acct"); err != nil {
@@ -75,22 +75,22 @@ func TestAccountCache(t *testing.T) {
 		}
 		defer sq.Close()
 		h := &hookStore{Store: sq}
-		c := newAccountCache(h)
-		if err := c.CreateAccount(ctx, &Account{ID: "acct", Key: newKey(), Thumbprint: "tp", Status: statusValid}); err != nil {
+		c := NewAccountCache(h)
+		if err := c.CreateAccount(ctx, &Account{ID: "acct", Key: newKey(), Thumbprint: "tp", Status: StatusValid}); err != nil {
 			t.Fatal(err)
 		}
 		// The update commits and drops the account after the read but
 		// before the read returns: what it read must not be kept.
 		h.afterAccount = func() {
 			h.afterAccount = nil
-			if err := c.UpdateAccount(ctx, &Account{ID: "acct", Key: newKey(), Thumbprint: "tp", Status: statusDeactivated}); err != nil {
+			if err := c.UpdateAccount(ctx, &Account{ID: "acct", Key: newKey(), Thumbprint: "tp", Status: StatusDeactivated}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if a, err := c.Account(ctx, "acct"); err != nil || a.Status != statusValid {
+		if a, err := c.Account(ctx, "acct"); err != nil || a.Status != StatusValid {
 			t.Fatalf("overlapping read: %+v, %v", a, err)
 		}
-		if a, err := c.Account(ctx, "acct"); err != nil || a.Status != statusDeactivated {
+		if a, err := c.Account(ctx, "acct"); err != nil || a.Status != StatusDeactivated {
 			t.Errorf("after the overlapping update: %+v, %v, want deactivated", a, err)
 		}
 	})
@@ -100,11 +100,11 @@ func TestAccountCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sq.Close()
-		c := newAccountCache(sq)
+		c := NewAccountCache(sq)
 		if _, err := c.Account(ctx, "acct"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Account before CreateAccount: %v, want ErrNotFound", err)
 		}
-		if err := c.CreateAccount(ctx, &Account{ID: "acct", Key: newKey(), Thumbprint: "tp", Status: statusValid}); err != nil {
+		if err := c.CreateAccount(ctx, &Account{ID: "acct", Key: newKey(), Thumbprint: "tp", Status: StatusValid}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Account(ctx, "acct"); err != nil {

@@ -1,4 +1,4 @@
-package acme
+package store
 
 import (
 	"context"
@@ -28,7 +28,7 @@ type accountCache struct {
 	m   map[string]*Account
 }
 
-func newAccountCache(s Store) *accountCache {
+func NewAccountCache(s Store) *accountCache {
 	return &accountCache{Store: s, m: make(map[string]*Account)}
 }
 

@@ -1,4 +1,11 @@
-package acme
+// Package store keeps the ACME server's state (accounts, orders,
+// authorizations, the links from orders and accounts to the CA's
+// certificates, and rate-limit events) on SQLite (--data/acme.db) or in
+// acme_ tables on MySQL. It knows nothing of HTTP or JWS: package ca/acme
+// speaks ACME and keeps its state here. The certificates themselves are
+// the CA's records (package ca/store); a Certificate here refers to one
+// by serial.
+package store
 
 import (
 	"context"
@@ -19,14 +26,49 @@ var (
 
 // Statuses (RFC 8555 section 7.1.6).
 const (
-	statusPending     = "pending"
-	statusReady       = "ready"
-	statusProcessing  = "processing"
-	statusValid       = "valid"
-	statusInvalid     = "invalid"
-	statusDeactivated = "deactivated"
-	statusRevoked     = "revoked"
+	StatusPending     = "pending"
+	StatusReady       = "ready"
+	StatusProcessing  = "processing"
+	StatusValid       = "valid"
+	StatusInvalid     = "invalid"
+	StatusDeactivated = "deactivated"
+	StatusRevoked     = "revoked"
 )
+
+// Identifier is an ACME identifier (RFC 8555 section 7.1.4): type "dns" or
+// "ip" (RFC 8738).
+type Identifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Problem is an RFC 7807 problem document with ACME's error types (RFC 8555
+// section 6.7), as an order or a challenge keeps it. Package ca/acme
+// builds them and writes them as application/problem+json.
+type Problem struct {
+	Type        string      `json:"type"`
+	Detail      string      `json:"detail,omitempty"`
+	Status      int         `json:"status,omitempty"`
+	Identifier  *Identifier `json:"identifier,omitempty"`
+	Subproblems []*Problem  `json:"subproblems,omitempty"`
+	// Algorithms lists the JWS algorithms a badSignatureAlgorithm problem
+	// allows (RFC 8555 section 6.2).
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// RetryAfter, when non-zero, is sent as Retry-After (seconds).
+	RetryAfter int `json:"-"`
+	// Location, when set, is sent as Location (a conflict's account).
+	Location string `json:"-"`
+}
+
+func (p *Problem) Error() string { return p.Type + ": " + p.Detail }
+
+// WithIdentifier is a copy of p about one identifier.
+func (p *Problem) WithIdentifier(id Identifier) *Problem {
+	c := *p
+	c.Identifier = &id
+	return &c
+}
 
 // Account is a registered account.
 type Account struct {
@@ -83,23 +125,15 @@ type Challenge struct {
 	Error     *Problem   `json:"error,omitempty"`
 }
 
-// Certificate is an issued certificate and its revocation status.
+// Certificate links a certificate the CA issued for an order to that
+// order and its account. The certificate itself (its DER, its SCTs, its
+// revocation) is the CA's record of the same serial: ACME records nothing
+// twice.
 type Certificate struct {
-	Serial    string    `json:"serial"` // lower-case hex, as in the CA store
-	AccountID string    `json:"account"`
-	OrderID   string    `json:"order"`
-	DER       []byte    `json:"der"`
-	Issuer    string    `json:"issuer"` // "ecdsa" or "rsa": which intermediate
-	Names     []string  `json:"names"`
-	NotBefore time.Time `json:"notBefore"`
-	NotAfter  time.Time `json:"notAfter"`
-	Issued    time.Time `json:"issued"`
-	// Revoked is set with a reason code (RFC 5280 section 5.3.1) by
-	// ctstage versions before the CA kept revocations; it is now only
-	// read. The CA's store (ca.CA.Revoke) holds revocations.
-	Revoked          bool      `json:"revoked,omitempty"`
-	RevocationReason int       `json:"reason,omitempty"`
-	RevokedAt        time.Time `json:"revokedAt,omitzero"`
+	Serial    string   `json:"serial"` // lower-case hex, as in the CA store
+	AccountID string   `json:"account"`
+	OrderID   string   `json:"order"`
+	Names     []string `json:"names"`
 	// ReplacedBy is the order that named this certificate in "replaces".
 	ReplacedBy string `json:"replacedBy,omitempty"`
 }

@@ -1,4 +1,4 @@
-package acme
+package store
 
 import (
 	"context"
@@ -76,7 +76,7 @@ func TestStore(t *testing.T) {
 
 			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			a := &Account{ID: "acctAbc", Key: &jose.JSONWebKey{Key: key.Public(), Algorithm: "ES256"},
-				Thumbprint: "tpAbc", Status: statusValid, Created: now, IP: "127.0.0.1"}
+				Thumbprint: "tpAbc", Status: StatusValid, Created: now, IP: "127.0.0.1"}
 			if err := s.CreateAccount(ctx, a); err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +84,7 @@ func TestStore(t *testing.T) {
 				t.Errorf("CreateAccount with a taken thumbprint: %v, want ErrConflict", err)
 			}
 			// Identifiers are base64url: case matters.
-			if err := s.CreateAccount(ctx, &Account{ID: "ACCTABC", Thumbprint: "TPABC", Status: statusValid}); err != nil {
+			if err := s.CreateAccount(ctx, &Account{ID: "ACCTABC", Thumbprint: "TPABC", Status: StatusValid}); err != nil {
 				t.Errorf("CreateAccount differing only in case: %v", err)
 			}
 			if got, err := s.AccountByThumbprint(ctx, "tpAbc"); err != nil || got.ID != "acctAbc" || got.Key.Key.(*ecdsa.PublicKey).X.Cmp(key.X) != 0 {
@@ -108,13 +108,13 @@ func TestStore(t *testing.T) {
 			}
 
 			az := &Authz{ID: "az1", AccountID: a.ID, Identifier: Identifier{Type: "dns", Value: "example.com"},
-				Status: statusPending, Expires: now.Add(time.Hour), Challenges: []Challenge{{Type: "http-01", Token: "tok", Status: statusPending}}}
-			o1 := &Order{ID: "o1", AccountID: a.ID, Status: statusPending, AuthzIDs: []string{"az1"}, Created: now,
+				Status: StatusPending, Expires: now.Add(time.Hour), Challenges: []Challenge{{Type: "http-01", Token: "tok", Status: StatusPending}}}
+			o1 := &Order{ID: "o1", AccountID: a.ID, Status: StatusPending, AuthzIDs: []string{"az1"}, Created: now,
 				Identifiers: []Identifier{az.Identifier}}
 			if err := s.CreateOrder(ctx, o1, []*Authz{az}); err != nil {
 				t.Fatal(err)
 			}
-			o0 := &Order{ID: "o0", AccountID: a.ID, Status: statusPending, AuthzIDs: []string{"az1"}, Created: now.Add(-time.Minute)}
+			o0 := &Order{ID: "o0", AccountID: a.ID, Status: StatusPending, AuthzIDs: []string{"az1"}, Created: now.Add(-time.Minute)}
 			if err := s.CreateOrder(ctx, o0, []*Authz{{ID: "az0", AccountID: a.ID}}); err != nil {
 				t.Fatal(err)
 			}
@@ -131,11 +131,11 @@ func TestStore(t *testing.T) {
 			if ids, err := s.OrderIDs(ctx, a.ID); err != nil || !slices.Equal(ids, []string{"o0", "o1"}) {
 				t.Errorf("OrderIDs: %v, %v; want [o0 o1]", ids, err)
 			}
-			az.Status, az.Challenges[0].Status = statusValid, statusValid
+			az.Status, az.Challenges[0].Status = StatusValid, StatusValid
 			if err := s.UpdateAuthz(ctx, az); err != nil {
 				t.Fatal(err)
 			}
-			o1.Status, o1.CertSerial = statusValid, "abc123"
+			o1.Status, o1.CertSerial = StatusValid, "abc123"
 			if err := s.UpdateOrder(ctx, o1); err != nil {
 				t.Fatal(err)
 			}
@@ -143,15 +143,14 @@ func TestStore(t *testing.T) {
 				t.Errorf("UpdateOrder of no order: %v, want ErrNotFound", err)
 			}
 
-			c := &Certificate{Serial: "abc123", AccountID: a.ID, OrderID: "o1", DER: []byte{0x30, 0x00, 0xff},
-				Names: []string{"example.com"}, NotBefore: now, NotAfter: now.Add(90 * 24 * time.Hour), Issued: now}
+			c := &Certificate{Serial: "abc123", AccountID: a.ID, OrderID: "o1", Names: []string{"example.com"}}
 			if err := s.AddCertificate(ctx, c); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.AddCertificate(ctx, c); !errors.Is(err, ErrConflict) {
 				t.Errorf("AddCertificate twice: %v, want ErrConflict", err)
 			}
-			c.Revoked, c.RevocationReason, c.RevokedAt = true, 1, now
+			c.ReplacedBy = "o2"
 			if err := s.UpdateCertificate(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -181,13 +180,13 @@ func TestStore(t *testing.T) {
 			if got, err := s.Account(ctx, "acctAbc"); err != nil || !slices.Equal(got.Contact, a.Contact) {
 				t.Errorf("account after reopen: %+v, %v", got, err)
 			}
-			if got, err := s.Authz(ctx, "az1"); err != nil || got.Status != statusValid || got.Challenges[0].Token != "tok" {
+			if got, err := s.Authz(ctx, "az1"); err != nil || got.Status != StatusValid || got.Challenges[0].Token != "tok" {
 				t.Errorf("authorization after reopen: %+v, %v", got, err)
 			}
-			if got, err := s.Order(ctx, "o1"); err != nil || got.Status != statusValid || got.CertSerial != "abc123" || !got.Created.Equal(now) {
+			if got, err := s.Order(ctx, "o1"); err != nil || got.Status != StatusValid || got.CertSerial != "abc123" || !got.Created.Equal(now) {
 				t.Errorf("order after reopen: %+v, %v", got, err)
 			}
-			if got, err := s.Certificate(ctx, "abc123"); err != nil || !got.Revoked || got.RevocationReason != 1 || string(got.DER) != string(c.DER) {
+			if got, err := s.Certificate(ctx, "abc123"); err != nil || got.ReplacedBy != "o2" || !slices.Equal(got.Names, c.Names) || got.OrderID != "o1" {
 				t.Errorf("certificate after reopen: %+v, %v", got, err)
 			}
 			if n, _, err := s.CountEvents(ctx, "lim", long, now.Add(-3*time.Hour)); err != nil || n != 3 {
