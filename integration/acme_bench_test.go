@@ -317,11 +317,9 @@ func (c *flowClient) jws(url string, payload any) ([]byte, error) {
 	if c.kid != "" {
 		hdr["kid"] = c.kid
 	} else {
-		pub := c.key.PublicKey
-		var x, y [32]byte
-		pub.X.FillBytes(x[:])
-		pub.Y.FillBytes(y[:])
-		hdr["jwk"] = map[string]string{"kty": "EC", "crv": "P-256", "x": b64u(x[:]), "y": b64u(y[:])}
+		// The uncompressed point: 0x04 || X || Y, 32 bytes each.
+		pt, _ := c.key.PublicKey.Bytes()
+		hdr["jwk"] = map[string]string{"kty": "EC", "crv": "P-256", "x": b64u(pt[1:33]), "y": b64u(pt[33:65])}
 	}
 	ph, _ := json.Marshal(hdr)
 	var pl string

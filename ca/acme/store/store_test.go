@@ -87,7 +87,7 @@ func TestStore(t *testing.T) {
 			if err := s.CreateAccount(ctx, &Account{ID: "ACCTABC", Thumbprint: "TPABC", Status: StatusValid}); err != nil {
 				t.Errorf("CreateAccount differing only in case: %v", err)
 			}
-			if got, err := s.AccountByThumbprint(ctx, "tpAbc"); err != nil || got.ID != "acctAbc" || got.Key.Key.(*ecdsa.PublicKey).X.Cmp(key.X) != 0 {
+			if got, err := s.AccountByThumbprint(ctx, "tpAbc"); err != nil || got.ID != "acctAbc" || !got.Key.Key.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
 				t.Errorf("AccountByThumbprint: %+v, %v", got, err)
 			}
 			if _, err := s.Account(ctx, "acctabc"); !errors.Is(err, ErrNotFound) {
