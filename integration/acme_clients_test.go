@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -225,5 +226,40 @@ func TestACMELegoCLI(t *testing.T) {
 	s.run(t, env, lego, append(common, "revoke", "--reason", "4")...)
 	if !s.ariRevoked(t, pemChain) {
 		t.Errorf("after lego revoke, ARI does not suggest renewing at once: revocation not recorded")
+	}
+}
+
+// TestACMECertbotDNSHook runs Debian's certbot with the dns-01 hook of
+// docs/acme.md (deployments/hooks/certbot-dns-hook) against the binary's
+// DNS management API, for a name and its wildcard, whose two TXT values
+// share one name: the certificate covers both, with embedded SCTs.
+func TestACMECertbotDNSHook(t *testing.T) {
+	certbot := lookClient(t, "certbot")
+	hook, err := filepath.Abs("../deployments/hooks/certbot-dns-hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsMgmt, dnsAddr := freeAddr(t), freeAddr(t)
+	s := startClientStage(t, "--dns-mgmt-addr", dnsMgmt, "--dns-addr", dnsAddr)
+	dir := t.TempDir()
+	env := []string{"REQUESTS_CA_BUNDLE=" + s.rootPEM(), "CTSTAGE_DNS_MGMT=http://" + dnsMgmt}
+	const name = "hook.example.com"
+	s.run(t, env, certbot, "certonly", "--non-interactive", "--server", s.acmeURL+"/directory",
+		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"),
+		"--logs-dir", filepath.Join(dir, "logs"), "--manual", "--preferred-challenges", "dns",
+		"--manual-auth-hook", hook+" auth", "--manual-cleanup-hook", hook+" cleanup",
+		"-d", name, "-d", "*."+name, "--agree-tos", "-m", "ops@example.com")
+	full, err := os.ReadFile(filepath.Join(dir, "config", "live", name, "fullchain.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkEmbeddedSCTs(t, full)
+	blk, _ := pem.Decode(full)
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(leaf.DNSNames, ","); !strings.Contains(got, "*."+name) || !strings.Contains(got, name) {
+		t.Errorf("certificate names %v, want %s and its wildcard", leaf.DNSNames, name)
 	}
 }
