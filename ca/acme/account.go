@@ -132,9 +132,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	switch u.Status {
-	case "":
-	case statusDeactivated:
-		a.Status = statusDeactivated
+	case "", statusDeactivated:
 	default:
 		return malformed("an account's status can only be set to deactivated")
 	}
@@ -142,12 +140,44 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) error {
 		if err := checkContacts(*u.Contact); err != nil {
 			return err
 		}
-		a.Contact = *u.Contact
 	}
-	if err := s.opts.Store.UpdateAccount(r.Context(), a); err != nil {
-		return err
+	// A compare-and-swap: a request that loses the race to another change
+	// of the account applies itself to the account as it now is, and a
+	// deactivation that won makes it unauthorized.
+	for {
+		if u.Status == statusDeactivated {
+			a.Status = statusDeactivated
+		}
+		if u.Contact != nil {
+			a.Contact = *u.Contact
+		}
+		err := s.opts.Store.UpdateAccount(r.Context(), a)
+		if err == nil {
+			break
+		}
+		if a, err = s.reloadAccount(r.Context(), a.ID, err); err != nil {
+			return err
+		}
 	}
 	return s.writeAccount(w, r, a, http.StatusOK)
+}
+
+// reloadAccount reads account id again after its update failed with err:
+// when err is ErrStale (another request changed the account first), it
+// returns the account as it now is, or unauthorized if that change
+// deactivated it; any other err is returned.
+func (s *Server) reloadAccount(ctx context.Context, id string, err error) (*Account, error) {
+	if !errors.Is(err, ErrStale) {
+		return nil, err
+	}
+	a, err := s.opts.Store.Account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Status != statusValid {
+		return nil, unauthorized("account is %s", a.Status)
+	}
+	return a, nil
 }
 
 // orderList serves an account's orders (section 7.1.2.1).
@@ -204,7 +234,8 @@ func (s *Server) keyChange(w http.ResponseWriter, r *http.Request) error {
 	if err := old.UnmarshalJSON(req.OldKey); err != nil {
 		return malformed("keyChange oldKey: %v", err)
 	}
-	if tp, err := thumbprint(&old); err != nil || tp != q.account.Thumbprint {
+	oldTP, err := thumbprint(&old)
+	if err != nil {
 		return malformed("keyChange oldKey is not the account's key")
 	}
 	newTP, err := thumbprint(inner.jwk)
@@ -214,12 +245,24 @@ func (s *Server) keyChange(w http.ResponseWriter, r *http.Request) error {
 	if other, err := s.opts.Store.AccountByThumbprint(r.Context(), newTP); err == nil {
 		return conflict(s.url(r, pathAccount+other.ID), "the new key is already in use by an account")
 	}
+	// A compare-and-swap on the account: of concurrent key changes, one
+	// wins; the others find the account's key changed and are refused.
 	a := q.account
-	a.Key, a.Thumbprint = inner.jwk, newTP
-	if err := s.opts.Store.UpdateAccount(r.Context(), a); errors.Is(err, ErrConflict) {
-		return conflict("", "the new key is already in use by an account")
-	} else if err != nil {
-		return err
+	for {
+		if oldTP != a.Thumbprint {
+			return malformed("keyChange oldKey is not the account's key")
+		}
+		a.Key, a.Thumbprint = inner.jwk, newTP
+		err := s.opts.Store.UpdateAccount(r.Context(), a)
+		if errors.Is(err, ErrConflict) {
+			return conflict("", "the new key is already in use by an account")
+		}
+		if err == nil {
+			break
+		}
+		if a, err = s.reloadAccount(r.Context(), a.ID, err); err != nil {
+			return err
+		}
 	}
 	return s.writeAccount(w, r, a, http.StatusOK)
 }

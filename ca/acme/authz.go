@@ -93,12 +93,23 @@ func (s *Server) authz(w http.ResponseWriter, r *http.Request) error {
 		if u.Status != statusDeactivated {
 			return malformed("an authorization's status can only be set to deactivated")
 		}
-		if st := s.authzStatus(az); st != statusPending && st != statusValid {
-			return malformed("an authorization that is %s cannot be deactivated", st)
-		}
-		az.Status = statusDeactivated
-		if err := s.opts.Store.UpdateAuthz(r.Context(), az); err != nil {
-			return err
+		// A compare-and-swap: a request that loses the race to another
+		// change reads the authorization again and checks anew.
+		for {
+			if st := s.authzStatus(az); st != statusPending && st != statusValid {
+				return malformed("an authorization that is %s cannot be deactivated", st)
+			}
+			az.Status = statusDeactivated
+			err := s.opts.Store.UpdateAuthz(r.Context(), az)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrStale) {
+				return err
+			}
+			if az, err = s.opts.Store.Authz(r.Context(), az.ID); err != nil {
+				return err
+			}
 		}
 	}
 	return writeJSON(w, http.StatusOK, s.authzJSON(r, az))
@@ -124,16 +135,21 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request) error {
 	if q.postAsGet() || s.authzStatus(az) != statusPending {
 		return writeJSON(w, http.StatusOK, s.challengeJSON(r, az, i))
 	}
-	if err := s.validate(r.Context(), q.account, az, i); err != nil {
+	az, err = s.validate(r.Context(), q.account, az, i)
+	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, s.challengeJSON(r, az, i))
 }
 
 // validate runs challenge i of az and stores the outcome: the challenge
-// and the authorization become valid or invalid.
-func (s *Server) validate(ctx context.Context, a *Account, az *Authz, i int) error {
-	c := &az.Challenges[i]
+// and the authorization become valid or invalid. The store's update is a
+// compare-and-swap: when a concurrent response to a challenge of az has
+// already decided it, this outcome is dropped, and validate returns az as
+// stored, with that decision. Only a stored outcome counts towards the
+// failed-validations limit.
+func (s *Server) validate(ctx context.Context, a *Account, az *Authz, i int) (*Authz, error) {
+	c := az.Challenges[i]
 	start := time.Now()
 	var err error
 	if az.Identifier.Type == "dns" {
@@ -145,20 +161,41 @@ func (s *Server) validate(ctx context.Context, a *Account, az *Authz, i int) err
 	}
 	now := s.opts.Now().UTC().Truncate(time.Second)
 	var p *Problem
-	if err == nil {
-		c.Status, c.Validated, az.Status = statusValid, &now, statusValid
-	} else {
+	status := statusValid
+	if err != nil {
 		p = vaProblem(err).WithIdentifier(az.Identifier)
-		c.Status, c.Error, az.Status = statusInvalid, p, statusInvalid
+		status = statusInvalid
+		s.opts.Logger.Info("validation failed", "account", a.ID, "identifier", az.Identifier.Value, "type", c.Type, "err", err)
 	}
 	s.metrics.validated(c.Type, p, time.Since(start))
-	if err != nil {
-		s.opts.Logger.Info("validation failed", "account", a.ID, "identifier", az.Identifier.Value, "type", c.Type, "err", err)
-		if err := s.recordLimit(ctx, ratelimit.FailedValidations, a.ID+":"+az.Identifier.Value); err != nil {
-			return err
+	for {
+		ch := &az.Challenges[i]
+		if status == statusValid {
+			ch.Status, ch.Validated = statusValid, &now
+		} else {
+			ch.Status, ch.Error = statusInvalid, p
+		}
+		az.Status = status
+		err := s.opts.Store.UpdateAuthz(ctx, az)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrStale) {
+			return nil, err
+		}
+		if az, err = s.opts.Store.Authz(ctx, az.ID); err != nil {
+			return nil, err
+		}
+		if s.authzStatus(az) != statusPending {
+			return az, nil // decided by the other request
 		}
 	}
-	return s.opts.Store.UpdateAuthz(ctx, az)
+	if status == statusInvalid {
+		if err := s.recordLimit(ctx, ratelimit.FailedValidations, a.ID+":"+az.Identifier.Value); err != nil {
+			return nil, err
+		}
+	}
+	return az, nil
 }
 
 // vaProblem turns a validation failure into its problem document.

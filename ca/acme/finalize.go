@@ -37,10 +37,8 @@ func (s *Server) finalize(w http.ResponseWriter, r *http.Request) error {
 
 // finalizeOrder finalizes o, an order of the requesting account.
 func (s *Server) finalizeOrder(w http.ResponseWriter, r *http.Request, q *request, o *Order) error {
-	if st, _, err := s.orderStatus(r.Context(), o); err != nil {
+	if err := s.checkReady(r.Context(), o); err != nil {
 		return err
-	} else if st != statusReady {
-		return orderNotReady("order is %s, not ready", st)
 	}
 	var req struct {
 		CSR string `json:"csr"`
@@ -52,9 +50,24 @@ func (s *Server) finalizeOrder(w http.ResponseWriter, r *http.Request, q *reques
 	if err != nil {
 		return err
 	}
-	o.Status, o.Processing = statusProcessing, s.opts.Now()
-	if err := s.opts.Store.UpdateOrder(r.Context(), o); err != nil {
-		return err
+	// ready -> processing is a compare-and-swap: of concurrent finalize
+	// requests, one takes the order; the others read it again and find
+	// it processing (or valid): orderNotReady, and no second certificate.
+	for {
+		o.Status, o.Processing = statusProcessing, s.opts.Now()
+		err := s.opts.Store.UpdateOrder(r.Context(), o)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrStale) {
+			return err
+		}
+		if o, err = s.opts.Store.Order(r.Context(), o.ID); err != nil {
+			return err
+		}
+		if err := s.checkReady(r.Context(), o); err != nil {
+			return err
+		}
 	}
 	// The issuance runs on even if the client goes away, so that the
 	// order's state stays consistent; Options.IssueTimeout bounds it.
@@ -64,6 +77,18 @@ func (s *Server) finalizeOrder(w http.ResponseWriter, r *http.Request, q *reques
 		return err
 	}
 	return s.writeOrder(w, r, o, http.StatusOK)
+}
+
+// checkReady answers orderNotReady unless o is ready.
+func (s *Server) checkReady(ctx context.Context, o *Order) error {
+	st, _, err := s.orderStatus(ctx, o)
+	if err != nil {
+		return err
+	}
+	if st != statusReady {
+		return orderNotReady("order is %s, not ready", st)
+	}
+	return nil
 }
 
 // checkCSR parses and checks a finalize CSR: signature, exactly the

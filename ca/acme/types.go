@@ -19,6 +19,7 @@ type (
 var (
 	ErrNotFound = acmestore.ErrNotFound
 	ErrConflict = acmestore.ErrConflict
+	ErrStale    = acmestore.ErrStale
 )
 
 // Statuses (RFC 8555 section 7.1.6).

@@ -16,7 +16,7 @@ import (
 
 // mysqlSchemaVersion is the version in acme_schema of the current
 // schema; mysqlMigrations[i] takes the database from version i to i+1.
-const mysqlSchemaVersion = 1
+const mysqlSchemaVersion = 2
 
 // The ACME tables live beside Trillian's in the same database, so all of
 // them carry the prefix acme_. Identifiers, thumbprints and serials are
@@ -52,6 +52,12 @@ var mysqlMigrations = [][]string{{
 		event_key TEXT NOT NULL,
 		KEY acme_ratelimit_events_by_key (name, key_hash, at_ms)
 	) ENGINE=InnoDB`,
+}, {
+	// Version 2: the revision every conditional update compares
+	// (Store.UpdateAccount).
+	`ALTER TABLE acme_accounts ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE acme_orders ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE acme_authzs ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
 }}
 
 // mysqlSchemaLock serializes schema creation between ctstage processes
@@ -138,6 +144,26 @@ func (s *MySQL) exec(ctx context.Context, e execer, what, query string, args ...
 	return nil
 }
 
+func (s *MySQL) getDoc(ctx context.Context, what, query string, arg any, v any, rev *int64) error {
+	return scanDoc(s.db.QueryRowContext(ctx, query, arg), what, arg, v, rev)
+}
+
+// update is a casUpdate; on success it increments *rev. InnoDB's row lock
+// on the UPDATE makes the compare and the swap one step: of two updates
+// from the same revision, the second matches no row.
+func (s *MySQL) update(ctx context.Context, what, update string, doc any, rev *int64, exists string, key any, args ...any) error {
+	b, err := encode(what, doc)
+	if err != nil {
+		return err
+	}
+	args = append([]any{b}, append(args, *rev)...)
+	if err := casUpdate(ctx, s.db, what, update, args, exists, key, isDupKey); err != nil {
+		return err
+	}
+	*rev++
+	return nil
+}
+
 func encode(what string, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -158,22 +184,19 @@ func (s *MySQL) CreateAccount(ctx context.Context, a *Account) error {
 // Account implements Store.
 func (s *MySQL) Account(ctx context.Context, id string) (*Account, error) {
 	a := new(Account)
-	return a, getDoc(ctx, s.db, "account", "SELECT doc FROM acme_accounts WHERE id = ?", id, a)
+	return a, s.getDoc(ctx, "account", "SELECT doc, rev FROM acme_accounts WHERE id = ?", id, a, &a.Rev)
 }
 
 // AccountByThumbprint implements Store.
 func (s *MySQL) AccountByThumbprint(ctx context.Context, tp string) (*Account, error) {
 	a := new(Account)
-	return a, getDoc(ctx, s.db, "account with key", "SELECT doc FROM acme_accounts WHERE thumbprint = ?", tp, a)
+	return a, s.getDoc(ctx, "account with key", "SELECT doc, rev FROM acme_accounts WHERE thumbprint = ?", tp, a, &a.Rev)
 }
 
 // UpdateAccount implements Store.
 func (s *MySQL) UpdateAccount(ctx context.Context, a *Account) error {
-	doc, err := encode("account", a)
-	if err != nil {
-		return err
-	}
-	return s.exec(ctx, s.db, "account", "UPDATE acme_accounts SET thumbprint = ?, doc = ? WHERE id = ?", a.Thumbprint, doc, a.ID)
+	return s.update(ctx, "account", "UPDATE acme_accounts SET doc = ?, thumbprint = ?, rev = rev + 1 WHERE id = ? AND rev = ?",
+		a, &a.Rev, "SELECT 1 FROM acme_accounts WHERE id = ?", a.ID, a.Thumbprint, a.ID)
 }
 
 // CreateOrder implements Store.
@@ -209,16 +232,13 @@ func (s *MySQL) CreateOrder(ctx context.Context, o *Order, authzs []*Authz) erro
 // Order implements Store.
 func (s *MySQL) Order(ctx context.Context, id string) (*Order, error) {
 	o := new(Order)
-	return o, getDoc(ctx, s.db, "order", "SELECT doc FROM acme_orders WHERE id = ?", id, o)
+	return o, s.getDoc(ctx, "order", "SELECT doc, rev FROM acme_orders WHERE id = ?", id, o, &o.Rev)
 }
 
 // UpdateOrder implements Store.
 func (s *MySQL) UpdateOrder(ctx context.Context, o *Order) error {
-	doc, err := encode("order", o)
-	if err != nil {
-		return err
-	}
-	return s.exec(ctx, s.db, "order", "UPDATE acme_orders SET doc = ? WHERE id = ?", doc, o.ID)
+	return s.update(ctx, "order", "UPDATE acme_orders SET doc = ?, rev = rev + 1 WHERE id = ? AND rev = ?",
+		o, &o.Rev, "SELECT 1 FROM acme_orders WHERE id = ?", o.ID, o.ID)
 }
 
 // OrderIDs implements Store.
@@ -229,16 +249,13 @@ func (s *MySQL) OrderIDs(ctx context.Context, accountID string) ([]string, error
 // Authz implements Store.
 func (s *MySQL) Authz(ctx context.Context, id string) (*Authz, error) {
 	a := new(Authz)
-	return a, getDoc(ctx, s.db, "authorization", "SELECT doc FROM acme_authzs WHERE id = ?", id, a)
+	return a, s.getDoc(ctx, "authorization", "SELECT doc, rev FROM acme_authzs WHERE id = ?", id, a, &a.Rev)
 }
 
 // UpdateAuthz implements Store.
 func (s *MySQL) UpdateAuthz(ctx context.Context, a *Authz) error {
-	doc, err := encode("authorization", a)
-	if err != nil {
-		return err
-	}
-	return s.exec(ctx, s.db, "authorization", "UPDATE acme_authzs SET doc = ? WHERE id = ?", doc, a.ID)
+	return s.update(ctx, "authorization", "UPDATE acme_authzs SET doc = ?, rev = rev + 1 WHERE id = ? AND rev = ?",
+		a, &a.Rev, "SELECT 1 FROM acme_authzs WHERE id = ?", a.ID, a.ID)
 }
 
 // AddCertificate implements Store.
@@ -253,7 +270,7 @@ func (s *MySQL) AddCertificate(ctx context.Context, c *Certificate) error {
 // Certificate implements Store.
 func (s *MySQL) Certificate(ctx context.Context, serial string) (*Certificate, error) {
 	c := new(Certificate)
-	return c, getDoc(ctx, s.db, "certificate", "SELECT doc FROM acme_certificates WHERE serial = ?", serial, c)
+	return c, s.getDoc(ctx, "certificate", "SELECT doc FROM acme_certificates WHERE serial = ?", serial, c, nil)
 }
 
 // UpdateCertificate implements Store.

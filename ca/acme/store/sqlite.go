@@ -18,7 +18,7 @@ import (
 
 // sqliteSchemaVersion is the PRAGMA user_version of the current schema;
 // migration i takes the database from version i to i+1.
-const sqliteSchemaVersion = 1
+const sqliteSchemaVersion = 2
 
 var sqliteMigrations = []string{
 	`CREATE TABLE accounts (
@@ -47,6 +47,11 @@ var sqliteMigrations = []string{
 		at_ms INTEGER NOT NULL
 	) STRICT;
 	CREATE INDEX ratelimit_events_by_key ON ratelimit_events (name, key, at_ms);`,
+	// Version 2: the revision every conditional update compares
+	// (Store.UpdateAccount).
+	`ALTER TABLE accounts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE orders ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE authzs ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // SQLite is a Store (and a ratelimit.Store) in one SQLite file, in WAL mode
@@ -134,24 +139,25 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-func (s *SQLite) getDoc(ctx context.Context, what, query string, arg any, v any) error {
-	return getDoc(ctx, s.rd, what, query, arg, v)
+func (s *SQLite) getDoc(ctx context.Context, what, query string, arg any, v any, rev *int64) error {
+	return scanDoc(s.rd.QueryRowContext(ctx, query, arg), what, arg, v, rev)
 }
 
-// getDoc reads the JSON document of one row into v.
-func getDoc(ctx context.Context, db *sql.DB, what, query string, arg any, v any) error {
-	var doc []byte
-	err := db.QueryRowContext(ctx, query, arg).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s %v: %w", what, arg, ErrNotFound)
-	}
+// update is a casUpdate in the group commit; on success it increments
+// *rev.
+func (s *SQLite) update(ctx context.Context, what, update string, doc any, rev *int64, exists string, key any, args ...any) error {
+	b, err := json.Marshal(doc)
 	if err != nil {
-		return fmt.Errorf("couldn't read %s %v: %w", what, arg, err)
+		return fmt.Errorf("couldn't encode %s: %w", what, err)
 	}
-	if err := json.Unmarshal(doc, v); err != nil {
-		return fmt.Errorf("couldn't decode %s %v: %w", what, arg, err)
+	args = append([]any{string(b)}, append(args, *rev)...)
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return casUpdate(ctx, tx, what, update, args, exists, key, isUnique)
+	})
+	if err == nil {
+		*rev++
 	}
-	return nil
+	return err
 }
 
 func execDoc(ctx context.Context, e execer, what, query string, doc any, args ...any) error {
@@ -180,18 +186,19 @@ func (s *SQLite) CreateAccount(ctx context.Context, a *Account) error {
 // Account implements Store.
 func (s *SQLite) Account(ctx context.Context, id string) (*Account, error) {
 	a := new(Account)
-	return a, s.getDoc(ctx, "account", "SELECT doc FROM accounts WHERE id = ?", id, a)
+	return a, s.getDoc(ctx, "account", "SELECT doc, rev FROM accounts WHERE id = ?", id, a, &a.Rev)
 }
 
 // AccountByThumbprint implements Store.
 func (s *SQLite) AccountByThumbprint(ctx context.Context, tp string) (*Account, error) {
 	a := new(Account)
-	return a, s.getDoc(ctx, "account with key", "SELECT doc FROM accounts WHERE thumbprint = ?", tp, a)
+	return a, s.getDoc(ctx, "account with key", "SELECT doc, rev FROM accounts WHERE thumbprint = ?", tp, a, &a.Rev)
 }
 
 // UpdateAccount implements Store.
 func (s *SQLite) UpdateAccount(ctx context.Context, a *Account) error {
-	return s.execDocW(ctx, "account", "UPDATE accounts SET thumbprint = ?1, doc = ?3 WHERE id = ?2", a, a.Thumbprint, a.ID)
+	return s.update(ctx, "account", "UPDATE accounts SET doc = ?, thumbprint = ?, rev = rev + 1 WHERE id = ? AND rev = ?",
+		a, &a.Rev, "SELECT 1 FROM accounts WHERE id = ?", a.ID, a.Thumbprint, a.ID)
 }
 
 // CreateOrder implements Store.
@@ -210,12 +217,13 @@ func (s *SQLite) CreateOrder(ctx context.Context, o *Order, authzs []*Authz) err
 // Order implements Store.
 func (s *SQLite) Order(ctx context.Context, id string) (*Order, error) {
 	o := new(Order)
-	return o, s.getDoc(ctx, "order", "SELECT doc FROM orders WHERE id = ?", id, o)
+	return o, s.getDoc(ctx, "order", "SELECT doc, rev FROM orders WHERE id = ?", id, o, &o.Rev)
 }
 
 // UpdateOrder implements Store.
 func (s *SQLite) UpdateOrder(ctx context.Context, o *Order) error {
-	return s.execDocW(ctx, "order", "UPDATE orders SET doc = ?2 WHERE id = ?1", o, o.ID)
+	return s.update(ctx, "order", "UPDATE orders SET doc = ?, rev = rev + 1 WHERE id = ? AND rev = ?",
+		o, &o.Rev, "SELECT 1 FROM orders WHERE id = ?", o.ID, o.ID)
 }
 
 // OrderIDs implements Store.
@@ -226,12 +234,13 @@ func (s *SQLite) OrderIDs(ctx context.Context, accountID string) ([]string, erro
 // Authz implements Store.
 func (s *SQLite) Authz(ctx context.Context, id string) (*Authz, error) {
 	a := new(Authz)
-	return a, s.getDoc(ctx, "authorization", "SELECT doc FROM authzs WHERE id = ?", id, a)
+	return a, s.getDoc(ctx, "authorization", "SELECT doc, rev FROM authzs WHERE id = ?", id, a, &a.Rev)
 }
 
 // UpdateAuthz implements Store.
 func (s *SQLite) UpdateAuthz(ctx context.Context, a *Authz) error {
-	return s.execDocW(ctx, "authorization", "UPDATE authzs SET doc = ?2 WHERE id = ?1", a, a.ID)
+	return s.update(ctx, "authorization", "UPDATE authzs SET doc = ?, rev = rev + 1 WHERE id = ? AND rev = ?",
+		a, &a.Rev, "SELECT 1 FROM authzs WHERE id = ?", a.ID, a.ID)
 }
 
 // AddCertificate implements Store.
@@ -242,7 +251,7 @@ func (s *SQLite) AddCertificate(ctx context.Context, c *Certificate) error {
 // Certificate implements Store.
 func (s *SQLite) Certificate(ctx context.Context, serial string) (*Certificate, error) {
 	c := new(Certificate)
-	return c, s.getDoc(ctx, "certificate", "SELECT doc FROM certificates WHERE serial = ?", serial, c)
+	return c, s.getDoc(ctx, "certificate", "SELECT doc FROM certificates WHERE serial = ?", serial, c, nil)
 }
 
 // UpdateCertificate implements Store.

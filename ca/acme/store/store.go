@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -22,6 +23,10 @@ var (
 	ErrNotFound = errors.New("acme: not found")
 	// ErrConflict: another account has this key.
 	ErrConflict = errors.New("acme: key in use by another account")
+	// ErrStale: the object changed since it was read (its Rev is not the
+	// stored one), so the update was not made. The caller lost a race:
+	// it reads the object again and answers from what it finds.
+	ErrStale = errors.New("acme: changed since it was read")
 )
 
 // Statuses (RFC 8555 section 7.1.6).
@@ -81,6 +86,10 @@ type Account struct {
 	IP         string           `json:"ip"`
 	// EABKeyID is the external account binding's key ID, if any.
 	EABKeyID string `json:"eabKeyID,omitempty"`
+	// Rev is the stored revision this copy was read at (0 when new):
+	// every update is made only if the stored object is still at Rev, and
+	// then increments it. Not part of the document.
+	Rev int64 `json:"-"`
 }
 
 // Order is an order and what the server knows about it. Its "ready"
@@ -103,6 +112,10 @@ type Order struct {
 	// Processing is when finalize set the order processing; zero for
 	// orders stored by versions that did not record it.
 	Processing time.Time `json:"processing,omitzero"`
+	// Rev is the stored revision this copy was read at (0 when new):
+	// every update is made only if the stored object is still at Rev, and
+	// then increments it. Not part of the document.
+	Rev int64 `json:"-"`
 }
 
 // Authz is an authorization with its challenges.
@@ -114,6 +127,10 @@ type Authz struct {
 	Status     string      `json:"status"`
 	Expires    time.Time   `json:"expires"`
 	Challenges []Challenge `json:"challenges"`
+	// Rev is the stored revision this copy was read at (0 when new):
+	// every update is made only if the stored object is still at Rev, and
+	// then increments it. Not part of the document.
+	Rev int64 `json:"-"`
 }
 
 // Challenge is one way to validate an authorization.
@@ -148,6 +165,16 @@ type Store interface {
 	Account(ctx context.Context, id string) (*Account, error)
 	AccountByThumbprint(ctx context.Context, thumbprint string) (*Account, error)
 	// UpdateAccount replaces a; ErrConflict if a new key is taken.
+	//
+	// Every Update of an account, order or authorization is a
+	// compare-and-swap: it replaces the object only if the stored one is
+	// still at a.Rev, the revision it was read at, then increments a.Rev;
+	// otherwise it changes nothing and returns ErrStale. So two requests
+	// that read the same state and both change it cannot both succeed:
+	// the state transitions of RFC 8555 (an order ready, then processing,
+	// then valid; an authorization pending, then valid or invalid or
+	// deactivated; an account valid, then deactivated or rekeyed) happen
+	// once.
 	UpdateAccount(ctx context.Context, a *Account) error
 
 	// CreateOrder stores an order and its new authorizations at once.
@@ -183,4 +210,58 @@ func orderIDs(rows *sql.Rows, err error) ([]string, error) {
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+// querier runs statements: a *sql.DB or a *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// casUpdate runs update, an UPDATE conditional on the row's rev; when it
+// matched no row, exists (a SELECT of the row by key) tells a row that is
+// gone (ErrNotFound) from one that changed (ErrStale). isDup recognises
+// the backend's unique-key violation (ErrConflict).
+func casUpdate(ctx context.Context, q querier, what, update string, args []any, exists string, key any, isDup func(error) bool) error {
+	res, err := q.ExecContext(ctx, update, args...)
+	if isDup(err) {
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't store %s: %w", what, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("couldn't store %s: %w", what, err)
+	} else if n > 0 {
+		return nil
+	}
+	var one int
+	switch err := q.QueryRowContext(ctx, exists, key).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s %v: %w", what, key, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("couldn't read %s %v: %w", what, key, err)
+	}
+	return fmt.Errorf("%s %v: %w", what, key, ErrStale)
+}
+
+// scanDoc reads one row's JSON document, and its rev when rev is not nil
+// (the query then selects doc, rev), into v.
+func scanDoc(row *sql.Row, what string, key any, v any, rev *int64) error {
+	var doc []byte
+	dest := []any{&doc}
+	if rev != nil {
+		dest = append(dest, rev)
+	}
+	err := row.Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %v: %w", what, key, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't read %s %v: %w", what, key, err)
+	}
+	if err := json.Unmarshal(doc, v); err != nil {
+		return fmt.Errorf("couldn't decode %s %v: %w", what, key, err)
+	}
+	return nil
 }

@@ -100,11 +100,22 @@ func TestStore(t *testing.T) {
 			if err := s.UpdateAccount(ctx, a); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.UpdateAccount(ctx, &Account{ID: "acctAbc", Thumbprint: "TPABC"}); !errors.Is(err, ErrConflict) {
+			if err := s.UpdateAccount(ctx, &Account{ID: "acctAbc", Thumbprint: "TPABC", Rev: a.Rev}); !errors.Is(err, ErrConflict) {
 				t.Errorf("UpdateAccount to a taken thumbprint: %v, want ErrConflict", err)
 			}
 			if err := s.UpdateAccount(ctx, &Account{ID: "nobody", Thumbprint: "x"}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("UpdateAccount of no account: %v, want ErrNotFound", err)
+			}
+			// Compare-and-swap: an update from a revision that is no
+			// longer the stored one changes nothing.
+			stale := *a
+			stale.Rev--
+			stale.Contact = []string{"mailto:stale@example.com"}
+			if err := s.UpdateAccount(ctx, &stale); !errors.Is(err, ErrStale) {
+				t.Errorf("UpdateAccount from an old revision: %v, want ErrStale", err)
+			}
+			if got, err := s.Account(ctx, a.ID); err != nil || got.Rev != a.Rev || got.Contact[0] != "mailto:a@example.com" {
+				t.Errorf("after the stale update: %+v, %v; want rev %d unchanged", got, err, a.Rev)
 			}
 
 			az := &Authz{ID: "az1", AccountID: a.ID, Identifier: Identifier{Type: "dns", Value: "example.com"},
