@@ -111,12 +111,13 @@ func ParseLifetime(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// MgmtHandler serves the management endpoint: POST /issue. It answers only
-// loopback peers (403 otherwise); serve it on a loopback listener too.
+// MgmtHandler serves the management endpoint: POST /issue, behind
+// loopback.Guard (loopback peers and Host, no foreign Origin, JSON only);
+// serve it on a loopback listener too.
 func (c *CA) MgmtHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /issue", c.serveIssue)
-	return loopback.Only(mux)
+	return loopback.Guard(mux)
 }
 
 func (c *CA) serveIssue(w http.ResponseWriter, r *http.Request) {

@@ -139,6 +139,7 @@ type mgmtDNS struct{ url string }
 func (p mgmtDNS) post(ctx context.Context, path string, body any) error {
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json") // the API takes JSON only
 	rsp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -209,6 +209,9 @@ func TestServeUsage(t *testing.T) {
 		{"MissingExtraRoots", []string{"serve", "--data", t.TempDir(), "--log-addr", "127.0.0.1:0", "--extra-roots", "/nonexistent.pem"}, 1, "extra-roots"},
 		{"DataIsAFile", []string{"serve", "--data", file, "--log-addr", "127.0.0.1:0"}, 1, "data"},
 		{"BadLogLevel", []string{"serve", "--log-level", "loud"}, 2, "log-level"},
+		{"DebugAddrNotLoopback", []string{"serve", "--data", t.TempDir(), "--debug-addr", "0.0.0.0:0"}, 2, "--debug-addr-on-any-interface-unsafe"},
+		{"DNSAddrNotLoopback", []string{"serve", "--data", t.TempDir(), "--log-addr", "127.0.0.1:0", "--dns-addr", "0.0.0.0:0"}, 1, "--dns-addr 0.0.0.0:0"},
+		{"MgmtAddrNotLoopback", []string{"serve", "--data", t.TempDir(), "--log-addr", "127.0.0.1:0", "--mgmt-addr", "0.0.0.0:0"}, 1, "--mgmt-addr 0.0.0.0:0"},
 		{"Help", []string{"serve", "-h"}, 0, "-extra-roots"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

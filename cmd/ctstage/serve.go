@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 
 	"github.com/ctstage/ctstage/ca/ratelimit"
+	"github.com/ctstage/ctstage/internal/httpserver"
+	"github.com/ctstage/ctstage/internal/loopback"
 	"github.com/ctstage/ctstage/internal/serve"
 )
 
@@ -36,7 +38,9 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	noLimits := fs.Bool("no-rate-limits", false, "turn every ACME rate limit off, whatever --config says")
 	noFinal := fs.Bool("no-final-submission", false, "don't submit final certificates to the logs after issuance")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "if set, serve Go's /debug/pprof/ profiles on this (loopback) address")
+	debugAddr := fs.String("debug-addr", "", "if set, serve Go's /debug/pprof/ profiles on this loopback address")
+	debugAnywhere := fs.Bool("debug-addr-on-any-interface-unsafe", false,
+		"let --debug-addr listen beyond loopback: anyone who reaches it can read the process's memory through its profiles")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -57,6 +61,10 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 		debug.SetGCPercent(400)
 	}
 	if *debugAddr != "" {
+		if !loopback.IsAddr(*debugAddr) && !*debugAnywhere {
+			fmt.Fprintf(stderr, "serve: --debug-addr %s is not a loopback address; profiles expose the process's memory (add --debug-addr-on-any-interface-unsafe to insist)\n", *debugAddr)
+			return exitUsage
+		}
 		if err := serveDebug(*debugAddr, log); err != nil {
 			log.Error("serve failed", "err", err)
 			return exitFail
@@ -80,6 +88,7 @@ func serveDebug(addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	log.Info("serving profiles", "addr", "http://"+lis.Addr().String()+"/debug/pprof/")
-	go http.Serve(lis, mux)
+	srv := httpserver.New(mux, httpserver.Default, log)
+	go srv.Serve(lis)
 	return nil
 }

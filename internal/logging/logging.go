@@ -14,7 +14,7 @@ import (
 // Requests logs one line per request: method, path, status, bytes
 // written, duration, the client's address, and whatever the handler added
 // with Annotate (an ACME problem's type and detail, an internal error). The
-// line is at Info level, Error for a 5xx.
+// line is at Info level, Error for a 5xx other than 503.
 func Requests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -28,8 +28,9 @@ func Requests(log *slog.Logger, next http.Handler) http.Handler {
 			slog.Int64("bytes", rw.bytes),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr)}, rw.attrs...)
+		// A 503 is a state (not ready yet, pushback), not a failure.
 		level := slog.LevelInfo
-		if rw.status >= 500 {
+		if rw.status >= 500 && rw.status != http.StatusServiceUnavailable {
 			level = slog.LevelError
 		}
 		log.LogAttrs(r.Context(), level, "request", attrs...)

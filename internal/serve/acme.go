@@ -71,7 +71,7 @@ func (st *Stage) startACME(ctx context.Context) error {
 		st.DNSAddr = dns.Addr()
 	}
 	if opts.DNSMgmtAddr != "" {
-		addr, err := st.listenAndServe("--dns-mgmt-addr", opts.DNSMgmtAddr, loopback.Only(va.MgmtHandler(zone)), nil)
+		addr, err := st.listenAndServe("--dns-mgmt-addr", opts.DNSMgmtAddr, loopback.Guard(va.MgmtHandler(zone)), nil)
 		if err != nil {
 			return err
 		}

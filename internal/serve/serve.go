@@ -250,6 +250,9 @@ func (st *Stage) loadConfig(context.Context) error {
 	if a := st.opts.ACME.DNSMgmtAddr; st.opts.ACME.Addr != "" && a != "" && !loopback.IsAddr(a) {
 		return fmt.Errorf("--dns-mgmt-addr %s: the DNS management API listens on loopback only", a)
 	}
+	if a := st.opts.ACME.DNSAddr; st.opts.ACME.Addr != "" && a != "" && !loopback.IsAddr(a) {
+		return fmt.Errorf("--dns-addr %s: the built-in DNS listens on loopback only (it answers with whatever the management API set)", a)
+	}
 	cfg, err := loadConfig(st.opts)
 	st.cfg = cfg
 	return err

@@ -16,7 +16,7 @@ import (
 
 // mysqlSchemaVersion is the version in acme_schema of the current
 // schema; mysqlMigrations[i] takes the database from version i to i+1.
-const mysqlSchemaVersion = 2
+const mysqlSchemaVersion = 1
 
 // The ACME tables live beside Trillian's in the same database, so all of
 // them carry the prefix acme_. Identifiers, thumbprints and serials are
@@ -28,6 +28,7 @@ var mysqlMigrations = [][]string{{
 		id         VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
 		thumbprint VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 		doc        MEDIUMBLOB NOT NULL,
+		rev        BIGINT NOT NULL DEFAULT 0,
 		UNIQUE KEY acme_accounts_by_thumbprint (thumbprint)
 	) ENGINE=InnoDB`,
 	`CREATE TABLE IF NOT EXISTS acme_orders (
@@ -35,11 +36,13 @@ var mysqlMigrations = [][]string{{
 		account    VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 		created_ms BIGINT NOT NULL,
 		doc        MEDIUMBLOB NOT NULL,
+		rev        BIGINT NOT NULL DEFAULT 0,
 		KEY acme_orders_by_account (account, created_ms, id)
 	) ENGINE=InnoDB`,
 	`CREATE TABLE IF NOT EXISTS acme_authzs (
 		id  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
-		doc MEDIUMBLOB NOT NULL
+		doc MEDIUMBLOB NOT NULL,
+		rev BIGINT NOT NULL DEFAULT 0
 	) ENGINE=InnoDB`,
 	`CREATE TABLE IF NOT EXISTS acme_certificates (
 		serial VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
@@ -52,12 +55,6 @@ var mysqlMigrations = [][]string{{
 		event_key TEXT NOT NULL,
 		KEY acme_ratelimit_events_by_key (name, key_hash, at_ms)
 	) ENGINE=InnoDB`,
-}, {
-	// Version 2: the revision every conditional update compares
-	// (Store.UpdateAccount).
-	`ALTER TABLE acme_accounts ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
-	`ALTER TABLE acme_orders ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
-	`ALTER TABLE acme_authzs ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
 }}
 
 // mysqlSchemaLock serializes schema creation between ctstage processes

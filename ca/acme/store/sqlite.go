@@ -18,24 +18,27 @@ import (
 
 // sqliteSchemaVersion is the PRAGMA user_version of the current schema;
 // migration i takes the database from version i to i+1.
-const sqliteSchemaVersion = 2
+const sqliteSchemaVersion = 1
 
 var sqliteMigrations = []string{
 	`CREATE TABLE accounts (
 		id         TEXT PRIMARY KEY,
 		thumbprint TEXT NOT NULL UNIQUE,
-		doc        TEXT NOT NULL
+		doc        TEXT NOT NULL,
+		rev        INTEGER NOT NULL DEFAULT 0
 	) STRICT;
 	CREATE TABLE orders (
 		id         TEXT PRIMARY KEY,
 		account    TEXT NOT NULL,
 		created_ms INTEGER NOT NULL,
-		doc        TEXT NOT NULL
+		doc        TEXT NOT NULL,
+		rev        INTEGER NOT NULL DEFAULT 0
 	) STRICT;
 	CREATE INDEX orders_by_account ON orders (account, created_ms);
 	CREATE TABLE authzs (
 		id  TEXT PRIMARY KEY,
-		doc TEXT NOT NULL
+		doc TEXT NOT NULL,
+		rev INTEGER NOT NULL DEFAULT 0
 	) STRICT;
 	CREATE TABLE certificates (
 		serial TEXT PRIMARY KEY,
@@ -47,11 +50,6 @@ var sqliteMigrations = []string{
 		at_ms INTEGER NOT NULL
 	) STRICT;
 	CREATE INDEX ratelimit_events_by_key ON ratelimit_events (name, key, at_ms);`,
-	// Version 2: the revision every conditional update compares
-	// (Store.UpdateAccount).
-	`ALTER TABLE accounts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
-	ALTER TABLE orders ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
-	ALTER TABLE authzs ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // SQLite is a Store (and a ratelimit.Store) in one SQLite file, in WAL mode
