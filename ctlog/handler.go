@@ -45,6 +45,12 @@ func (s *Server) shardHandler(sh *shard, path string, h http.Handler) http.Handl
 		case strings.HasSuffix(path, ct.GetEntriesPath):
 			clampGetEntries(r, sh.cfg.MaxGetEntries)
 			h.ServeHTTP(rw, r)
+		case strings.HasSuffix(path, ct.GetProofByHashPath):
+			if msg := s.checkTreeSize(r, sh); msg != "" {
+				http.Error(rw, "Bad Request\n"+msg, http.StatusBadRequest)
+				break
+			}
+			h.ServeHTTP(rw, r)
 		default:
 			h.ServeHTTP(rw, r)
 		}
@@ -52,6 +58,25 @@ func (s *Server) shardHandler(sh *shard, path string, h http.Handler) http.Handl
 			s.metrics.submissions.WithLabelValues(sh.cfg.Name, endpoint, outcome(rw.status)).Inc()
 		}
 	})
+}
+
+// checkTreeSize refuses a get-proof-by-hash whose tree_size is beyond
+// the tree: Trillian v1.8.0 does not check it and fails with Unknown,
+// which ctfe answers 500. A tree_size that does not parse is left to
+// ctfe, which answers 400. It returns the refusal's text, or "".
+func (s *Server) checkTreeSize(r *http.Request, sh *shard) string {
+	size, err := strconv.ParseInt(r.URL.Query().Get("tree_size"), 10, 64)
+	if err != nil || size <= 0 {
+		return ""
+	}
+	root, err := s.latestRoot(r.Context(), sh)
+	if err != nil {
+		return "" // ctfe's own call reports the storage's state
+	}
+	if uint64(size) > root.TreeSize {
+		return fmt.Sprintf("tree_size %d is beyond the tree's size %d", size, root.TreeSize)
+	}
+	return ""
 }
 
 func outcome(status int) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -232,4 +233,43 @@ func TestIdleSTHRefresh(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// FuzzReadEndpoints sends outside query strings to every read endpoint
+// of a shard with a few entries: no answer is a 5xx, and every refusal
+// says why.
+func FuzzReadEndpoints(f *testing.F) {
+	l := newTestLog(f, parseConfig(f, oneShard))
+	notAfter := time.Now().AddDate(0, 1, 0)
+	for i := range 3 {
+		chain, err := l.ca.Leaf(fmt.Sprintf("fuzz-read-%d.example.com", i), notAfter, false)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if code, msg := l.post(f, "add-chain", chainJSON(chain)); code != 200 {
+			f.Fatalf("add-chain: %d %s", code, msg)
+		}
+	}
+	endpoints := []string{"get-sth", "get-sth-consistency", "get-proof-by-hash", "get-entries", "get-roots", "get-entry-and-proof"}
+	for i, q := range []string{
+		"", "first=1&second=3", "first=3&second=1", "first=0&second=99", "hash=AAAA&tree_size=3",
+		"hash=" + b64(make([]byte, 32)) + "&tree_size=1000", "start=0&end=2", "start=5&end=1", "start=-1&end=0",
+		"start=0&end=9223372036854775807", "leaf_index=0&tree_size=3", "leaf_index=9&tree_size=2",
+		"tree_size=18446744073709551615&hash=%00", "start=%ff&end=%00", "first=1e3&second=2",
+	} {
+		f.Add(uint8(i), q)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, query string) {
+		path := endpoints[int(which)%len(endpoints)]
+		if _, err := url.Parse("http://x/?" + query); err != nil || strings.ContainsAny(query, "# ") {
+			return // not a query string an HTTP client sends
+		}
+		code, msg := l.get(t, "/test/ct/v1/"+path+"?"+query)
+		if code >= 500 {
+			t.Fatalf("%s?%s: status %d %s", path, query, code, msg)
+		}
+		if code != 200 && len(strings.TrimSpace(msg)) < 5 {
+			t.Errorf("%s?%s: status %d with no explanation: %q", path, query, code, msg)
+		}
+	})
 }

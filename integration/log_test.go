@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func TestLogs(t *testing.T) {
 			t.Run("Resubmit", func(t *testing.T) { testResubmit(t, st) })
 			t.Run("Refusals", func(t *testing.T) { testRefusals(t, st) })
 			t.Run("LogList", func(t *testing.T) { testLogList(t, st) })
+			t.Run("ReadRanges", func(t *testing.T) { testReadRanges(t, st) })
 		})
 	}
 }
@@ -358,4 +360,48 @@ func TestRestart(t *testing.T) {
 func path(u string) string {
 	u = strings.TrimSuffix(u, "/")
 	return u[strings.LastIndex(u, "/")+1:]
+}
+
+// testReadRanges asks each read endpoint for what is beyond the tree or
+// not a range: every answer is 400 with a message, never a 500 (Trillian
+// v1.8.0 answered get-proof-by-hash beyond the tree with Unknown, 500).
+func testReadRanges(t *testing.T, st *stage) {
+	notAfter := time.Now().AddDate(0, 0, 90)
+	l := st.shardFor(t, 0, notAfter)
+	c := logClient(t, l)
+	chain, err := st.ca.Leaf("ranges.example.com", notAfter, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := submit(t, c, chain, false)
+	sth := waitForProof(t, c, leafHash(t, chain, false, s.sct))
+	hash := base64.StdEncoding.EncodeToString(leafHash(t, chain, false, s.sct))
+	n := sth.TreeSize
+	for _, q := range []string{
+		fmt.Sprintf("get-proof-by-hash?hash=%s&tree_size=%d", url.QueryEscape(hash), n+100),
+		fmt.Sprintf("get-proof-by-hash?hash=%s&tree_size=%d", url.QueryEscape(hash), int64(1)<<62),
+		fmt.Sprintf("get-proof-by-hash?hash=%s&tree_size=-1", url.QueryEscape(hash)),
+		fmt.Sprintf("get-proof-by-hash?hash=%s&tree_size=x", url.QueryEscape(hash)),
+		"get-proof-by-hash?hash=notbase64&tree_size=1",
+		fmt.Sprintf("get-entries?start=%d&end=%d", n+5, n+10),
+		"get-entries?start=-1&end=2",
+		"get-entries?start=2&end=1",
+		"get-entries?start=0&end=x",
+		fmt.Sprintf("get-sth-consistency?first=1&second=%d", n+100),
+		"get-sth-consistency?first=3&second=1",
+		"get-sth-consistency?first=-1&second=1",
+		fmt.Sprintf("get-entry-and-proof?leaf_index=%d&tree_size=%d", n+5, n),
+		fmt.Sprintf("get-entry-and-proof?leaf_index=0&tree_size=%d", n+100),
+		"get-entry-and-proof?leaf_index=-1&tree_size=1",
+	} {
+		rsp, err := http.Get(l.URL + "ct/v1/" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(rsp.Body)
+		rsp.Body.Close()
+		if rsp.StatusCode != http.StatusBadRequest || len(bytes.TrimSpace(body)) == 0 {
+			t.Errorf("%s: %d %q, want 400 with a message", q, rsp.StatusCode, body)
+		}
+	}
 }
