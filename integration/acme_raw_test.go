@@ -8,10 +8,13 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +152,33 @@ func csrFor(t *testing.T, key crypto.Signer, names ...string) string {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
+// csrWith is the base64url DER of the CSR tmpl signed by key.
+func csrWith(t *testing.T, key crypto.Signer, tmpl *x509.CertificateRequest) string {
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(der)
+}
+
+// mustOtherName is the inside of an otherName GeneralName: a Microsoft
+// UPN (1.3.6.1.4.1.311.20.2.3) "a@example.com".
+func mustOtherName(t *testing.T) []byte {
+	oid, err := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	utf8, err := asn1.MarshalWithParams("a@example.com", "utf8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: utf8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(oid, val...)
+}
+
 // TestACMEBadInput sends what the server must refuse, each with its
 // specific problem document and never a 500.
 func TestACMEBadInput(t *testing.T) {
@@ -238,6 +268,22 @@ func TestACMEBadInput(t *testing.T) {
 			return a.post(finalizeURL, map[string]string{"csr": csrFor(t, a.key, "bad.example.com")})
 		}, 400, "badCSR"},
 		{"garbage CSR", func() rawRsp { return a.post(finalizeURL, map[string]string{"csr": "AAAA"}) }, 400, "badCSR"},
+		{"CSR with an extra URI name", func() rawRsp {
+			u, _ := url.Parse("spiffe://example.com/x")
+			return a.post(finalizeURL, map[string]string{"csr": csrWith(t, ecKey, &x509.CertificateRequest{DNSNames: []string{"bad.example.com"}, URIs: []*url.URL{u}})})
+		}, 400, "badCSR"},
+		{"CSR with an extra email name", func() rawRsp {
+			return a.post(finalizeURL, map[string]string{"csr": csrWith(t, ecKey, &x509.CertificateRequest{DNSNames: []string{"bad.example.com"}, EmailAddresses: []string{"a@example.com"}})})
+		}, 400, "badCSR"},
+		{"CSR with an otherName", func() rawRsp {
+			// GeneralNames: dNSName bad.example.com, otherName (UPN).
+			san, _ := asn1.Marshal([]asn1.RawValue{
+				{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("bad.example.com")},
+				{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: mustOtherName(t)},
+			})
+			return a.post(finalizeURL, map[string]string{"csr": csrWith(t, ecKey, &x509.CertificateRequest{
+				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}}})})
+		}, 400, "badCSR"},
 		{"unsupported contact", func() rawRsp { return a.post(acctURL, map[string]any{"contact": []string{"tel:+1555"}}) }, 400, "unsupportedContact"},
 	}
 	for _, tc := range cases {
@@ -248,6 +294,13 @@ func TestACMEBadInput(t *testing.T) {
 			}
 			if tc.typ == "badNonce" && r.header.Get("Replay-Nonce") == "" {
 				t.Error("badNonce without a fresh Replay-Nonce")
+			}
+			if tc.typ == "badSignatureAlgorithm" {
+				// RFC 8555 section 6.2: the problem lists what is accepted.
+				var p struct{ Algorithms []string }
+				if json.Unmarshal(r.body, &p) != nil || !slices.Contains(p.Algorithms, "ES256") || !slices.Contains(p.Algorithms, "RS256") {
+					t.Errorf("badSignatureAlgorithm without an algorithms array naming ES256 and RS256: %s", r.body)
+				}
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -108,6 +109,9 @@ func checkCSR(b64 string, o *Order, a *Account) (*x509.CertificateRequest, error
 	if err := checkCSRKey(csr.PublicKey, a); err != nil {
 		return nil, err
 	}
+	if err := checkSANTypes(csr); err != nil {
+		return nil, err
+	}
 	got := csrNames(csr)
 	want := names(o.Identifiers)
 	slices.Sort(want)
@@ -116,6 +120,41 @@ func checkCSR(b64 string, o *Order, a *Account) (*x509.CertificateRequest, error
 	}
 	return csr, nil
 }
+
+// checkSANTypes refuses a CSR that asks for a name of a type the order
+// cannot hold: only dNSName and iPAddress are identifiers here (RFC 8555
+// section 7.1.4, RFC 8738). An email, URI, otherName or directory name is
+// badCSR, as Boulder refuses it, rather than silently dropped.
+func checkSANTypes(csr *x509.CertificateRequest) error {
+	if len(csr.EmailAddresses) > 0 || len(csr.URIs) > 0 {
+		return badCSR("the CSR asks for email or URI names (%v %v); a certificate here names only the order's identifiers",
+			csr.EmailAddresses, csr.URIs)
+	}
+	for _, ext := range csr.Extensions {
+		if !ext.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		var names []asn1.RawValue
+		if rest, err := asn1.Unmarshal(ext.Value, &names); err != nil || len(rest) > 0 {
+			return badCSR("the CSR's subjectAltName extension does not parse")
+		}
+		for _, n := range names {
+			if n.Class != asn1.ClassContextSpecific || (n.Tag != sanDNSName && n.Tag != sanIPAddress) {
+				return badCSR("the CSR asks for a subjectAltName of type [%d]; only DNS names and IP addresses are allowed", n.Tag)
+			}
+		}
+	}
+	return nil
+}
+
+// The subjectAltName extension and its GeneralName tags (RFC 5280 section
+// 4.2.1.6) that identifiers map to.
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+const (
+	sanDNSName   = 2
+	sanIPAddress = 7
+)
 
 func csrNames(csr *x509.CertificateRequest) []string {
 	var out []string

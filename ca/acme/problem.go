@@ -30,8 +30,14 @@ func badPublicKey(f string, a ...any) *Problem {
 func badRevocationReason(f string, a ...any) *Problem {
 	return problem("badRevocationReason", http.StatusBadRequest, f, a...)
 }
+// badSignatureAlgorithm lists the accepted algorithms in "algorithms", as
+// RFC 8555 section 6.2 asks.
 func badSignatureAlgorithm(f string, a ...any) *Problem {
-	return problem("badSignatureAlgorithm", http.StatusBadRequest, f, a...)
+	p := problem("badSignatureAlgorithm", http.StatusBadRequest, f, a...)
+	for _, alg := range SignatureAlgorithms {
+		p.Algorithms = append(p.Algorithms, string(alg))
+	}
+	return p
 }
 func caaProblem(f string, a ...any) *Problem { return problem("caa", http.StatusForbidden, f, a...) }
 func compound(f string, a ...any) *Problem {
