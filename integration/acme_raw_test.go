@@ -305,6 +305,24 @@ func TestACMEBadInput(t *testing.T) {
 		})
 	}
 
+	// ACME v1 resources name the v2 directory, as Let's Encrypt did after
+	// v1's end of life.
+	for _, p := range []string{"/acme/new-reg", "/acme/new-authz", "/acme/new-cert", "/acme/reg/1", "/acme/directory"} {
+		t.Run("ACME v1 "+p, func(t *testing.T) {
+			rsp, err := a.hc.Post(s.ACMEURL+p, "application/jose+json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(rsp.Body)
+			rsp.Body.Close()
+			r := rawRsp{rsp.StatusCode, rsp.Header, body}
+			if r.status != http.StatusGone || r.problemType() != "malformed" ||
+				!strings.Contains(string(body), "end of life") || !strings.Contains(string(body), s.ACMEURL+"/directory") {
+				t.Errorf("got %d %s, want 410 naming ACME v1's end of life and the v2 directory", r.status, body)
+			}
+		})
+	}
+
 	// A body over the server's 64 KiB limit is malformed (not a 500, not
 	// a partial read parsed as JWS).
 	t.Run("oversized body", func(t *testing.T) {

@@ -151,10 +151,27 @@ func (s *Server) routes() {
 	m.Handle("POST "+pathCert+"{serial}/{alt}", s.wrap("certificate", s.certificate))
 	m.Handle("POST "+pathRevoke, s.wrap("revokeCert", s.revoke))
 	m.Handle("GET "+pathRenewal+"{id}", s.wrap("renewalInfo", s.renewalInfo))
+	for _, p := range acmeV1Paths {
+		m.Handle(p, s.wrap("acmev1", s.acmeV1))
+	}
 	m.Handle("/", s.wrap("unknown", func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no ACME resource %s %s", r.Method, r.URL.Path)
 	}))
 	s.mux = m
+}
+
+// acmeV1Paths are the resources of ACME v1 (Boulder's, before RFC 8555),
+// which old clients still ask for.
+var acmeV1Paths = []string{"/acme/new-reg", "/acme/new-authz", "/acme/new-cert", "/acme/reg/", "/acme/challenge/", "/acme/directory"}
+
+// acmeV1 answers a request for an ACME v1 resource with what Let's
+// Encrypt answered once v1 was switched off (2021): 410 Gone, and the
+// URL of the v2 directory to use instead.
+func (s *Server) acmeV1(w http.ResponseWriter, r *http.Request) error {
+	p := problem("malformed", http.StatusGone,
+		"ACME v1 has reached its end of life and this server does not speak it (%s is a v1 resource); "+
+			"use an ACME v2 (RFC 8555) client with the directory %s", r.URL.Path, s.url(r, pathDirectory))
+	return p
 }
 
 // Handler serves the ACME API: the directory at /directory.
