@@ -385,3 +385,43 @@ func TestACMERateLimits(t *testing.T) {
 		t.Errorf("1,501st order: %d %v %s", r.status, r.header.Get("Retry-After"), r.body)
 	}
 }
+
+// TestACMERevokeByAuthorizedAccount: an account that holds valid
+// authorizations for every name of a certificate another account ordered
+// may revoke it (RFC 8555 section 7.6), and the CRL then lists it; an
+// account that holds them for only some of the names may not.
+func TestACMERevokeByAuthorizedAccount(t *testing.T) {
+	s := startACMEStage(t, func(o *serve.Options) { o.ACME.AlwaysValid = true })
+	owner, partial, third := newRawClient(t, s), newRawClient(t, s), newRawClient(t, s)
+	for _, c := range []*rawClient{owner, partial, third} {
+		c.register()
+	}
+	names := []string{"revoke-third.example.com", "www.revoke-third.example.com"}
+	_, o := owner.readyOrder(names...)
+	r := owner.post(o["finalize"].(string), map[string]string{"csr": csrFor(t, newKey(t), names...)})
+	if r.status != http.StatusOK {
+		t.Fatalf("finalize: %d %s", r.status, r.body)
+	}
+	var fin struct{ Certificate string }
+	json.Unmarshal(r.body, &fin)
+	chain := parsePEMChain(t, string(owner.post(fin.Certificate, nil).body))
+	leaf := chain[0]
+
+	partial.readyOrder(names[0]) // valid authorization for one name only
+	if r := partial.post(partial.url("revokeCert"), map[string]any{"certificate": b64(leaf.Raw)}); r.status != 403 || r.problemType() != "unauthorized" {
+		t.Errorf("revoke by an account authorized for one of two names: %d %s, want 403 unauthorized", r.status, r.body)
+	}
+	third.readyOrder(names...) // valid authorizations for both, no certificate
+	if r := third.post(third.url("revokeCert"), map[string]any{"certificate": b64(leaf.Raw), "reason": 4}); r.status != http.StatusOK {
+		t.Fatalf("revoke by an account authorized for every name: %d %s, want 200", r.status, r.body)
+	}
+	stdLeaf, err := x509.ParseCertificate(leaf.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(chain[1].Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchCRLEntry(t, stdLeaf, issuer, 4)
+}

@@ -121,7 +121,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	if err := s.checkRevoker(q, c, leaf); err != nil {
+	if err := s.checkRevoker(r.Context(), q, c, leaf); err != nil {
 		return err
 	}
 	reason := 0
@@ -147,15 +147,82 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) checkRevoker(q *request, c *issued, leaf *x509.Certificate) error {
+func (s *Server) checkRevoker(ctx context.Context, q *request, c *issued, leaf *x509.Certificate) error {
 	if q.account != nil {
-		return own(q, c.AccountID, "certificate")
+		if q.account.ID == c.AccountID {
+			return nil
+		}
+		// RFC 8555 section 7.6: an account that holds valid
+		// authorizations for every name in the certificate may revoke
+		// it, whoever ordered it (Boulder allows it too).
+		ok, err := s.authorizedForAll(ctx, q.account, certNames(leaf))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return unauthorized("the certificate is another account's, and this account holds no valid authorization for all of its names")
+		}
+		return nil
 	}
 	eq, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !eq.Equal(q.jwk.Key) {
 		return unauthorized("the JWS key is not the certificate's key")
 	}
 	return nil
+}
+
+// certNames are the identifiers a certificate names: DNS names, with a
+// wildcard's "*." cut (its authorization is for the base name, as at
+// Boulder), and IP addresses.
+func certNames(leaf *x509.Certificate) []string {
+	var out []string
+	for _, d := range leaf.DNSNames {
+		out = append(out, strings.TrimPrefix(strings.ToLower(d), "*."))
+	}
+	for _, ip := range leaf.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// authorizedForAll reports whether account a holds a valid, unexpired
+// authorization for each of names, among the authorizations of its
+// orders.
+func (s *Server) authorizedForAll(ctx context.Context, a *Account, names []string) (bool, error) {
+	need := map[string]bool{}
+	for _, n := range names {
+		need[n] = true
+	}
+	ids, err := s.opts.Store.OrderIDs(ctx, a.ID)
+	if err != nil {
+		return false, err
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		o, err := s.opts.Store.Order(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		for _, azID := range o.AuthzIDs {
+			if seen[azID] {
+				continue
+			}
+			seen[azID] = true
+			az, err := s.opts.Store.Authz(ctx, azID)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
+				return false, err
+			}
+			if s.authzStatus(az) == statusValid {
+				delete(need, strings.TrimPrefix(az.Identifier.Value, "*."))
+			}
+		}
+		if len(need) == 0 {
+			return true, nil
+		}
+	}
+	return len(need) == 0, nil
 }
 
 // renewalInfo serves ARI (RFC 9773): GET /acme/renewal-info/{certID}
