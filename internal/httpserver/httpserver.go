@@ -4,8 +4,13 @@ package httpserver
 
 import (
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // The limits of every ctstage listener. ReadTimeout covers the headers
@@ -18,6 +23,15 @@ const (
 	WriteTimeout      = 2 * time.Minute
 	IdleTimeout       = 2 * time.Minute
 	MaxHeaderBytes    = 64 << 10
+	// MaxInFlight is how many requests one listener works on at once;
+	// beyond it, a request is answered 503 with Retry-After at once, so
+	// that a flood costs no memory. The log benchmark's 64 clients are
+	// far below it.
+	MaxInFlight = 1024
+	// MaxConns is how many connections one listener keeps open; beyond
+	// it, new connections wait in the kernel's backlog, unaccepted, so
+	// that a flood of idle connections cannot use up file descriptors.
+	MaxConns = 8192
 )
 
 // Limits are a server's timeouts and header bound; Default holds the
@@ -25,6 +39,7 @@ const (
 type Limits struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
+	MaxInFlight, MaxConns                                     int
 }
 
 // Default are the limits of every listener of `ctstage serve`.
@@ -34,6 +49,8 @@ var Default = Limits{
 	WriteTimeout:      WriteTimeout,
 	IdleTimeout:       IdleTimeout,
 	MaxHeaderBytes:    MaxHeaderBytes,
+	MaxInFlight:       MaxInFlight,
+	MaxConns:          MaxConns,
 }
 
 // New returns a server for h with limits l (zero fields take Default's)
@@ -42,7 +59,7 @@ var Default = Limits{
 func New(h http.Handler, l Limits, log *slog.Logger) *http.Server {
 	l = l.withDefaults()
 	return &http.Server{
-		Handler:           h,
+		Handler:           limitInFlight(h, l.MaxInFlight),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		ReadTimeout:       l.ReadTimeout,
 		WriteTimeout:      l.WriteTimeout,
@@ -66,5 +83,32 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = MaxHeaderBytes
 	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = MaxInFlight
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = MaxConns
+	}
 	return l
+}
+
+// Listener bounds lis to l's MaxConns open connections.
+func Listener(lis net.Listener, l Limits) net.Listener {
+	return netutil.LimitListener(lis, l.withDefaults().MaxConns)
+}
+
+// limitInFlight serves at most max requests of h at once and answers the
+// others 503 with a jittered Retry-After of 1 to 3 seconds.
+func limitInFlight(h http.Handler, max int) http.Handler {
+	slots := make(chan struct{}, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", strconv.Itoa(1+rand.IntN(3)))
+			http.Error(w, "Service Unavailable: too many requests in flight; retry later", http.StatusServiceUnavailable)
+		}
+	})
 }

@@ -147,6 +147,7 @@ func (st *Stage) listen(name, addr string) (net.Listener, error) {
 // Stage's errgroup, and pushes the server's graceful shutdown.
 func (st *Stage) serveOn(name string, lis net.Listener, h http.Handler, tlsCfg *tls.Config) {
 	srv := httpserver.New(logging.Requests(st.log, h), st.opts.ServerLimits, st.log.With("server", name))
+	lis = httpserver.Listener(lis, st.opts.ServerLimits)
 	if tlsCfg != nil {
 		lis = tls.NewListener(lis, tlsCfg)
 	}
