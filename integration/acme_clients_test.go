@@ -263,3 +263,96 @@ func TestACMECertbotDNSHook(t *testing.T) {
 		t.Errorf("certificate names %v, want %s and its wildcard", leaf.DNSNames, name)
 	}
 }
+
+// runFail runs an outside client that must fail, and returns its output.
+func (s *clientStage) runFail(t *testing.T, env []string, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("%s %s succeeded; want a refusal\n%s", filepath.Base(bin), strings.Join(args, " "), out)
+	}
+	return string(out)
+}
+
+// startEABStage serves with external account binding required and one
+// key, from a keys file beside the config file.
+func startEABStage(t *testing.T) (s *clientStage, kid, hmac string) {
+	t.Helper()
+	dir := t.TempDir()
+	kid, hmac = "ctstage-kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	if err := os.WriteFile(filepath.Join(dir, "eab-keys.yaml"), []byte(kid+": "+hmac+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "ctstage.yaml")
+	if err := os.WriteFile(cfg, []byte("acme:\n  external_account_binding:\n    required: true\n    keys_file: eab-keys.yaml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startClientStage(t, "--config", cfg), kid, hmac
+}
+
+// wrongHMAC is another valid base64url HMAC key.
+const wrongHMAC = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// TestACMECertbotEAB: against a server that requires external account
+// binding, Debian's certbot registers with --eab-kid/--eab-hmac-key and
+// obtains a certificate; without them it is refused externalAccountRequired,
+// and with a wrong HMAC key unauthorized.
+func TestACMECertbotEAB(t *testing.T) {
+	certbot := lookClient(t, "certbot")
+	s, kid, hmac := startEABStage(t)
+	env := []string{"REQUESTS_CA_BUNDLE=" + s.rootPEM()}
+	args := func(dir string, extra ...string) []string {
+		return append([]string{"register", "--non-interactive", "--server", s.acmeURL + "/directory",
+			"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"),
+			"--logs-dir", filepath.Join(dir, "logs"), "--agree-tos", "-m", "ops@example.com"}, extra...)
+	}
+	if out := s.runFail(t, env, certbot, args(t.TempDir())...); !strings.Contains(out, "external account binding") {
+		t.Errorf("certbot register without EAB: want the externalAccountRequired problem's detail:\n%s", out)
+	}
+	if out := s.runFail(t, env, certbot, args(t.TempDir(), "--eab-kid", kid, "--eab-hmac-key", wrongHMAC)...); !strings.Contains(out, "signature is invalid") {
+		t.Errorf("certbot register with a wrong HMAC key: want unauthorized:\n%s", out)
+	}
+	dir := t.TempDir()
+	s.run(t, env, certbot, args(dir, "--eab-kid", kid, "--eab-hmac-key", hmac)...)
+	const name = "eab-certbot.example.com"
+	s.run(t, env, certbot, "certonly", "--non-interactive", "--server", s.acmeURL+"/directory",
+		"--config-dir", filepath.Join(dir, "config"), "--work-dir", filepath.Join(dir, "work"),
+		"--logs-dir", filepath.Join(dir, "logs"), "--standalone",
+		"--http-01-address", "127.0.0.1", "--http-01-port", strconv.Itoa(s.httpPort), "-d", name)
+	full, err := os.ReadFile(filepath.Join(dir, "config", "live", name, "fullchain.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkEmbeddedSCTs(t, full)
+}
+
+// TestACMELegoEAB: the same with Debian's lego and --eab --kid --hmac.
+func TestACMELegoEAB(t *testing.T) {
+	lego := lookClient(t, "lego")
+	s, kid, hmac := startEABStage(t)
+	env := []string{"LEGO_CA_CERTIFICATES=" + s.rootPEM()}
+	const name = "eab-lego.example.com"
+	args := func(dir string, extra ...string) []string {
+		return append(append([]string{"--server", s.acmeURL + "/directory", "--accept-tos", "--email", "ops@example.com",
+			"--path", dir, "--domains", name, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", s.httpPort)}, extra...), "run")
+	}
+	// lego reads externalAccountRequired from the directory's meta and
+	// refuses on its own ("Server requires External Account Binding").
+	if out := s.runFail(t, env, lego, args(t.TempDir())...); !strings.Contains(strings.ToLower(out), "external account binding") {
+		t.Errorf("lego without EAB: want externalAccountRequired:\n%s", out)
+	}
+	if out := s.runFail(t, env, lego, args(t.TempDir(), "--eab", "--kid", kid, "--hmac", wrongHMAC)...); !strings.Contains(out, "unauthorized") {
+		t.Errorf("lego with a wrong HMAC key: want unauthorized:\n%s", out)
+	}
+	dir := t.TempDir()
+	s.run(t, env, lego, args(dir, "--eab", "--kid", kid, "--hmac", hmac)...)
+	pemChain, err := os.ReadFile(filepath.Join(dir, "certificates", name+".crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkEmbeddedSCTs(t, pemChain)
+}

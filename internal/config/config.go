@@ -9,10 +9,12 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -46,6 +48,32 @@ type ACME struct {
 	// included, such as "60s"; an order still processing twice as long
 	// (a crash cut its issuance short) reads invalid. Default 60s.
 	IssueTimeout time.Duration `yaml:"issue_timeout"`
+	// ExternalAccountBinding turns on EAB (RFC 8555 section 7.3.4).
+	ExternalAccountBinding EABSection `yaml:"external_account_binding"`
+}
+
+// EABSection is acme.external_account_binding. The HMAC keys are never
+// in the config file: keys_file names a file of their own.
+type EABSection struct {
+	// Required refuses newAccount without a binding
+	// (externalAccountRequired in the directory's meta).
+	Required bool `yaml:"required"`
+	// KeysFile is a YAML map of key ID to base64url HMAC key, the form
+	// certbot's --eab-hmac-key and lego's --hmac take:
+	//
+	//	kid-1: zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
+	//
+	// A relative path is relative to the config file's directory. The
+	// file must not be readable by group or others (chmod 600).
+	KeysFile string `yaml:"keys_file"`
+}
+
+// EAB is acme.external_account_binding resolved: the keys read.
+type EAB struct {
+	Required bool
+	// Keys maps key IDs to HMAC keys; empty means EAB is off (a binding
+	// sent anyway is accepted and ignored, as at Let's Encrypt).
+	Keys map[string][]byte
 }
 
 // Config is a file's settings with the defaults filled in, validated.
@@ -58,6 +86,8 @@ type Config struct {
 	DNS DNS
 	// IssueTimeout bounds one ACME issuance.
 	IssueTimeout time.Duration
+	// EAB is the external account binding.
+	EAB EAB
 }
 
 // Default is the configuration without a file: the default topology
@@ -72,7 +102,7 @@ func Load(path string, now time.Time) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("couldn't read config: %w", err)
 	}
-	cfg, err := Parse(b, now)
+	cfg, err := parse(b, now, filepath.Dir(path))
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -82,7 +112,12 @@ func Load(path string, now time.Time) (Config, error) {
 // Parse decodes a config file strictly and resolves every section: keys
 // left out take their defaults (an empty file is Default(now)), and a
 // value out of range is an error that names its key.
-func Parse(b []byte, now time.Time) (Config, error) {
+// A relative acme.external_account_binding.keys_file is relative to the
+// working directory.
+func Parse(b []byte, now time.Time) (Config, error) { return parse(b, now, ".") }
+
+// parse is Parse with relative file names taken from dir.
+func parse(b []byte, now time.Time, dir string) (Config, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -108,7 +143,57 @@ func Parse(b []byte, now time.Time) (Config, error) {
 	case issue < time.Second:
 		return Config{}, fmt.Errorf("config: acme.issue_timeout: %s is under 1s", issue)
 	}
-	return Config{Logs: logs, RateLimits: limits, DNS: dns, IssueTimeout: issue}, nil
+	eab, err := f.ACME.ExternalAccountBinding.resolve(dir)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: acme.external_account_binding.%w", err)
+	}
+	return Config{Logs: logs, RateLimits: limits, DNS: dns, IssueTimeout: issue, EAB: eab}, nil
+}
+
+// resolve reads the keys file.
+func (e EABSection) resolve(dir string) (EAB, error) {
+	if e.KeysFile == "" {
+		if e.Required {
+			return EAB{}, errors.New("required: needs keys_file")
+		}
+		return EAB{}, nil
+	}
+	path := e.KeysFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return EAB{}, fmt.Errorf("keys_file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return EAB{}, fmt.Errorf("keys_file: %s holds HMAC keys but is readable by others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return EAB{}, fmt.Errorf("keys_file: %w", err)
+	}
+	var raw map[string]string
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return EAB{}, fmt.Errorf("keys_file: %s is not a YAML map of key ID to base64url HMAC key: %w", path, err)
+	}
+	if len(raw) == 0 {
+		return EAB{}, fmt.Errorf("keys_file: %s holds no keys", path)
+	}
+	keys := make(map[string][]byte, len(raw))
+	for kid, v := range raw {
+		k, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+		switch {
+		case kid == "":
+			return EAB{}, fmt.Errorf("keys_file: %s: an empty key ID", path)
+		case err != nil:
+			return EAB{}, fmt.Errorf("keys_file: %s: key %q is not base64url", path, kid)
+		case len(k) < 16:
+			return EAB{}, fmt.Errorf("keys_file: %s: key %q has %d bytes; want at least 16", path, kid, len(k))
+		}
+		keys[kid] = k
+	}
+	return EAB{Required: e.Required, Keys: keys}, nil
 }
 
 // DefaultIssueTimeout is acme.issue_timeout left out.

@@ -256,3 +256,59 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestEAB(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	good := write("good.yaml", "kid-1: "+key+"\n", 0o600)
+	loose := write("loose.yaml", "kid-1: "+key+"\n", 0o644)
+	notB64 := write("bad.yaml", "kid-1: '***'\n", 0o600)
+	short := write("short.yaml", "kid-1: AAAA\n", 0o600)
+	empty := write("empty.yaml", "{}\n", 0o600)
+	for _, tc := range []struct {
+		name, yaml, wantErr string
+		wantKeys            int
+	}{
+		{"off", "", "", 0},
+		{"keys", "acme:\n  external_account_binding:\n    keys_file: " + good + "\n", "", 1},
+		{"required", "acme:\n  external_account_binding:\n    required: true\n    keys_file: " + good + "\n", "", 1},
+		{"required without keys", "acme:\n  external_account_binding:\n    required: true\n", "external_account_binding.required", 0},
+		{"readable by others", "acme:\n  external_account_binding:\n    keys_file: " + loose + "\n", "chmod 600", 0},
+		{"not base64url", "acme:\n  external_account_binding:\n    keys_file: " + notB64 + "\n", "not base64url", 0},
+		{"short key", "acme:\n  external_account_binding:\n    keys_file: " + short + "\n", "at least 16", 0},
+		{"no keys", "acme:\n  external_account_binding:\n    keys_file: " + empty + "\n", "no keys", 0},
+		{"missing file", "acme:\n  external_account_binding:\n    keys_file: /nonexistent\n", "keys_file", 0},
+		{"unknown key", "acme:\n  external_account_binding:\n    hmac: x\n", "hmac", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml), time.Now())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.EAB.Keys) != tc.wantKeys {
+				t.Errorf("%d keys, want %d", len(cfg.EAB.Keys), tc.wantKeys)
+			}
+		})
+	}
+	// A relative keys_file is relative to the config file.
+	cfgFile := write("ctstage.yaml", "acme:\n  external_account_binding:\n    keys_file: good.yaml\n", 0o644)
+	if cfg, err := Load(cfgFile, time.Now()); err != nil || len(cfg.EAB.Keys["kid-1"]) != 48 {
+		t.Errorf("Load with a relative keys_file: %v, %v", cfg.EAB.Keys, err)
+	}
+}

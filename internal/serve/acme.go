@@ -91,7 +91,7 @@ func (st *Stage) startACME(ctx context.Context) error {
 	}
 	st.ACMEURL = "https://" + addr
 	st.log.Info("ACME ready", "directory", st.ACMEURL+"/directory", "always_valid", opts.AlwaysValid,
-		"dns", st.DNSAddr, "dns_mgmt", st.DNSMgmtURL, "va_http_port", opts.VAHTTPPort, "va_tls_port", opts.VATLSPort)
+		"dns", st.DNSAddr, "dns_mgmt", st.DNSMgmtURL, "eab_keys", len(st.cfg.EAB.Keys), "eab_required", st.cfg.EAB.Required, "va_http_port", opts.VAHTTPPort, "va_tls_port", opts.VATLSPort)
 	return nil
 }
 
@@ -116,6 +116,7 @@ func (st *Stage) newACMEServer(ctx context.Context, zone *va.Zone) (*acme.Server
 		Validator: va.New(va.Options{Zone: zone, HTTPPort: opts.VAHTTPPort, TLSPort: opts.VATLSPort,
 			DNSAddr: st.DNSAddr, CAAIdentities: []string{CAAIdentity}}),
 		Limits: limits, LimitStore: store, AlwaysValid: opts.AlwaysValid, IssueTimeout: st.cfg.IssueTimeout,
+		EABKeys: st.cfg.EAB.Keys, ExternalAccountRequired: st.cfg.EAB.Required,
 		CAAIdentities: []string{CAAIdentity}, Website: "https://github.com/ctstage/ctstage",
 		Logger: st.log.With("component", "acme"), Now: st.opts.Now, Registerer: st.reg,
 	})
