@@ -30,6 +30,7 @@ func badPublicKey(f string, a ...any) *Problem {
 func badRevocationReason(f string, a ...any) *Problem {
 	return problem("badRevocationReason", http.StatusBadRequest, f, a...)
 }
+
 // badSignatureAlgorithm lists the accepted algorithms in "algorithms", as
 // RFC 8555 section 6.2 asks.
 func badSignatureAlgorithm(f string, a ...any) *Problem {
