@@ -77,15 +77,21 @@ func lookClient(t *testing.T, name string) string {
 // output; a failure is fatal and shows the output and the server's log.
 func (s *clientStage) run(t *testing.T, env []string, bin string, args ...string) string {
 	t.Helper()
+	out, err := runClient(env, bin, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s\n--- ctstage serve:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, s.logs())
+	}
+	return out
+}
+
+// runClient runs an outside client with env added, for at most 3 minutes.
+func runClient(env []string, bin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s\n--- ctstage serve:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, s.logs())
-	}
-	return string(out)
+	return string(out), err
 }
 
 // checkEmbeddedSCTs verifies every SCT embedded in the leaf of pemChain
@@ -267,15 +273,11 @@ func TestACMECertbotDNSHook(t *testing.T) {
 // runFail runs an outside client that must fail, and returns its output.
 func (s *clientStage) runFail(t *testing.T, env []string, bin string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
+	out, err := runClient(env, bin, args...)
 	if err == nil {
 		t.Fatalf("%s %s succeeded; want a refusal\n%s", filepath.Base(bin), strings.Join(args, " "), out)
 	}
-	return string(out)
+	return out
 }
 
 // startEABStage serves with external account binding required and one

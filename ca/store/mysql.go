@@ -81,13 +81,10 @@ func NewMySQL(ctx context.Context, db *sql.DB) (*MySQL, error) {
 // OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN)
 // with a pool of its own, which Close closes, and is otherwise NewMySQL.
 func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
-	db, err := sql.Open("mysql", dsn)
+	db, err := mysqldb.Open(dsn, 16)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the CA database on MySQL: %w", err)
 	}
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(16)
-	db.SetConnMaxIdleTime(5 * time.Minute)
 	s, err := NewMySQL(ctx, db)
 	if err != nil {
 		db.Close()

@@ -8,6 +8,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 )
 
 // Migrate brings the schema of the tables named in migrations to version
@@ -60,4 +63,24 @@ func Migrate(ctx context.Context, db *sql.DB, lock, versionTable string, migrati
 		}
 	}
 	return nil
+}
+
+// Open opens a pool of conns connections to dsn (a go-sql-driver DSN, see
+// storage.MySQLDSN) for a store that runs on a pool of its own, as tests
+// do; `ctstage serve` shares the storage handle's pool instead. UPDATEs
+// report the rows they matched (ClientFoundRows), as on the shared pool.
+func Open(dsn string, conns int) (*sql.DB, error) {
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse the MySQL DSN: %w", err)
+	}
+	cfg.ClientFoundRows = true
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
 }

@@ -85,20 +85,10 @@ func NewMySQL(ctx context.Context, db *sql.DB) (*MySQL, error) {
 // OpenMySQL connects to dsn (a go-sql-driver DSN, see storage.MySQLDSN)
 // with a pool of its own, which Close closes, and is otherwise NewMySQL.
 func OpenMySQL(ctx context.Context, dsn string) (*MySQL, error) {
-	cfg, err := gomysql.ParseDSN(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't parse the MySQL DSN: %w", err)
-	}
-	// UPDATE must report the rows it matched, not only those it changed:
-	// rewriting an unchanged document is not "not found".
-	cfg.ClientFoundRows = true
-	db, err := sql.Open("mysql", cfg.FormatDSN())
+	db, err := mysqldb.Open(dsn, 32)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the ACME database on MySQL: %w", err)
 	}
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
-	db.SetConnMaxIdleTime(5 * time.Minute)
 	s, err := NewMySQL(ctx, db)
 	if err != nil {
 		db.Close()
