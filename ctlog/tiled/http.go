@@ -1,0 +1,214 @@
+package tiled
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/transparency-dev/tessera"
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// Handler serves the log under its prefix (the caller strips it): the
+// submission API at ct/v1/add-chain, ct/v1/add-pre-chain and
+// ct/v1/get-roots, and the monitoring API at checkpoint, tile/...,
+// tile/data/... and issuer/<sha256 hex>. Nothing else under Dir (Tessera's
+// .state) is served.
+func (l *Log) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /ct/v1/add-chain", func(w http.ResponseWriter, r *http.Request) { l.serveAdd(w, r, false) })
+	mux.HandleFunc("POST /ct/v1/add-pre-chain", func(w http.ResponseWriter, r *http.Request) { l.serveAdd(w, r, true) })
+	mux.HandleFunc("GET /ct/v1/get-roots", l.serveRoots)
+	mux.HandleFunc("GET /checkpoint", l.serveCheckpoint)
+	mux.HandleFunc("GET /tile/", l.serveTile)
+	mux.HandleFunc("GET /issuer/{fp}", l.serveIssuer)
+	return mux
+}
+
+func (l *Log) serveAdd(w http.ResponseWriter, r *http.Request, precert bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, l.opts.MaxBodyBytes))
+	if err != nil {
+		http.Error(w, "Bad Request\ncouldn't read the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var req ct.AddChainRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		http.Error(w, "Bad Request\nthe body is not an add-chain request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	sct, err := l.Add(r.Context(), req.Chain, precert)
+	switch {
+	case errors.Is(err, ErrBadSubmission):
+		http.Error(w, "Bad Request\n"+err.Error(), http.StatusBadRequest)
+		return
+	case errors.Is(err, tessera.ErrPushback):
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "Service Unavailable\nthe log is busy; retry", http.StatusServiceUnavailable)
+		return
+	case err != nil:
+		l.opts.Logger.Error("tiled add failed", "origin", l.opts.Origin, "err", err)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	b, err := marshalSCT(sct)
+	if err != nil {
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func (l *Log) serveRoots(w http.ResponseWriter, _ *http.Request) {
+	var rsp struct {
+		Certificates []string `json:"certificates"`
+	}
+	for _, r := range l.chains.roots {
+		rsp.Certificates = append(rsp.Certificates, base64.StdEncoding.EncodeToString(r.Raw))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(rsp)
+}
+
+func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	cp, err := l.reader.ReadCheckpoint(r.Context())
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "Service Unavailable\nno checkpoint yet", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache, max-age=0") // mutable
+	w.Write(cp)
+}
+
+// tilePath matches tile/<L>/<N>[.p/<W>] and tile/data/<N>[.p/<W>]
+// (c2sp.org/static-ct-api): L 0-5, N in 3-digit elements all but the
+// last prefixed x, W 1-255, no leading zeroes.
+var tilePath = regexp.MustCompile(`^tile/(data|[0-5])/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?$`)
+
+func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimPrefix(r.URL.Path, "/")
+	m := tilePath.FindStringSubmatch(p)
+	if m == nil {
+		http.Error(w, "Not Found\nnot a tile path", http.StatusNotFound)
+		return
+	}
+	n, err := strconv.ParseUint(strings.ReplaceAll(m[2], "x", ""), 10, 64)
+	level := uint64(0)
+	if m[1] != "data" {
+		level, _ = strconv.ParseUint(m[1], 10, 8)
+	}
+	width := uint64(256)
+	if m[3] != "" {
+		width, _ = strconv.ParseUint(m[3], 10, 16)
+	}
+	if err != nil || width > 255 && m[3] != "" {
+		http.Error(w, "Not Found\nnot a tile path", http.StatusNotFound)
+		return
+	}
+	// Never a tile wider than the published checkpoint: a partial tile
+	// the checkpoint does not require is not served, even if written.
+	cp, err := l.reader.ReadCheckpoint(r.Context())
+	size, err2 := checkpointSize(cp)
+	if err != nil || err2 != nil || !covered(size, level, n, width) {
+		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
+		return
+	}
+	l.serveFile(w, p, "application/octet-stream")
+}
+
+// covered reports whether a tree of size holds tile n of level with that
+// width entirely.
+func covered(size, level, n, width uint64) bool {
+	span := uint64(1) << (8 * level) // leaves per tile entry
+	if level > 5 || n > (1<<40)/span {
+		return false
+	}
+	return (n*256+width)*span <= size
+}
+
+func (l *Log) serveIssuer(w http.ResponseWriter, r *http.Request) {
+	fp := r.PathValue("fp")
+	if len(fp) != 64 || strings.Trim(fp, "0123456789abcdef") != "" {
+		http.Error(w, "Not Found\nan issuer is named by its lower-case hex SHA-256", http.StatusNotFound)
+		return
+	}
+	l.serveFile(w, "issuer/"+fp, "application/pkix-cert")
+}
+
+// serveFile serves an immutable file of Dir.
+func (l *Log) serveFile(w http.ResponseWriter, rel, ctype string) {
+	b, err := os.ReadFile(filepath.Join(l.opts.Dir, filepath.FromSlash(rel)))
+	if errors.Is(err, os.ErrNotExist) {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Write(b)
+}
+
+// checkpointSize reads a checkpoint's tree size (its second line).
+func checkpointSize(cp []byte) (uint64, error) {
+	lines := strings.SplitN(string(cp), "\n", 3)
+	if len(lines) < 3 {
+		return 0, errors.New("tiled: the checkpoint is too short")
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("tiled: checkpoint size %q: %w", lines[1], err)
+	}
+	return size, nil
+}
+
+// bundleTimestamps reads the timestamp of every TileLeaf of a data tile
+// (c2sp.org/static-ct-api, "Log entries").
+func bundleTimestamps(bundle []byte) ([]uint64, error) {
+	var out []uint64
+	s := cryptobyte.String(bundle)
+	for !s.Empty() {
+		var ts uint64
+		var typ uint16
+		var skip cryptobyte.String
+		if !s.ReadUint64(&ts) || !s.ReadUint16(&typ) {
+			return nil, errors.New("tiled: truncated data tile")
+		}
+		switch typ {
+		case 0: // x509_entry: the certificate
+			if !s.ReadUint24LengthPrefixed(&skip) {
+				return nil, errors.New("tiled: truncated data tile")
+			}
+		case 1: // precert_entry: issuer key hash, TBS
+			if !s.Skip(32) || !s.ReadUint24LengthPrefixed(&skip) {
+				return nil, errors.New("tiled: truncated data tile")
+			}
+		default:
+			return nil, fmt.Errorf("tiled: entry type %d in a data tile", typ)
+		}
+		if !s.ReadUint16LengthPrefixed(&skip) { // extensions
+			return nil, errors.New("tiled: truncated data tile")
+		}
+		if typ == 1 && !s.ReadUint24LengthPrefixed(&skip) { // pre_certificate
+			return nil, errors.New("tiled: truncated data tile")
+		}
+		if !s.ReadUint16LengthPrefixed(&skip) { // certificate_chain
+			return nil, errors.New("tiled: truncated data tile")
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}

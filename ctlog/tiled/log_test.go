@@ -1,0 +1,290 @@
+package tiled_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/sunlight"
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/client"
+	"github.com/google/certificate-transparency-go/jsonclient"
+	"github.com/google/certificate-transparency-go/tls"
+
+	"github.com/ctstage/ctstage/ctlog/tiled"
+	"github.com/ctstage/ctstage/internal/testsupport/testca"
+)
+
+// testLog is a tiled log behind a real HTTP server at /tiled/test/.
+type testLog struct {
+	log    *tiled.Log
+	srv    *httptest.Server
+	ca     *testca.CA
+	key    *ecdsa.PrivateKey
+	dir    string
+	prefix string // submission and monitoring prefix, with the trailing slash
+}
+
+func start(t testing.TB, dir string, key *ecdsa.PrivateKey, ca *testca.CA) *testLog {
+	t.Helper()
+	tl := &testLog{ca: ca, key: key, dir: dir}
+	tl.srv = httptest.NewUnstartedServer(nil)
+	host := tl.srv.Listener.Addr().String()
+	l, err := tiled.New(t.Context(), tiled.Options{
+		Origin: host + "/tiled/test", Dir: dir, Key: key, Roots: [][]byte{ca.Root.Raw},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.log = l
+	mux := http.NewServeMux()
+	mux.Handle("/tiled/test/", http.StripPrefix("/tiled/test", l.Handler()))
+	tl.srv.Config.Handler = mux
+	tl.srv.Start()
+	tl.prefix = tl.srv.URL + "/tiled/test/"
+	t.Cleanup(func() { tl.stop(t) })
+	return tl
+}
+
+func (tl *testLog) stop(t testing.TB) {
+	if tl.srv == nil {
+		return
+	}
+	tl.srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tl.log.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	tl.srv = nil
+}
+
+// ctClient is ct-go's RFC 6962 client, which verifies every SCT's
+// signature, extensions included, with the log's key.
+func (tl *testLog) ctClient(t *testing.T) *client.LogClient {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(tl.key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(tl.prefix, http.DefaultClient, jsonclient.Options{PublicKeyDER: der})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (tl *testLog) sunlight(t *testing.T) *sunlight.Client {
+	t.Helper()
+	c, err := sunlight.NewClient(&sunlight.ClientConfig{
+		MonitoringPrefix: tl.prefix, PublicKey: tl.key.Public(),
+		UserAgent: "ctstage tests (+https://github.com/ctstage/ctstage)",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func asn1(chain [][]byte) []ct.ASN1Cert {
+	var out []ct.ASN1Cert
+	for _, c := range chain {
+		out = append(out, ct.ASN1Cert{Data: c})
+	}
+	return out
+}
+
+// leafIndex reads an SCT's leaf_index extension.
+func leafIndex(t *testing.T, sct *ct.SignedCertificateTimestamp) uint64 {
+	t.Helper()
+	e := sct.Extensions
+	if len(e) != 8 || e[0] != 0 || e[1] != 0 || e[2] != 5 {
+		t.Fatalf("SCT extensions %x: want exactly one leaf_index extension", e)
+	}
+	var idx uint64
+	for _, b := range e[3:] {
+		idx = idx<<8 | uint64(b)
+	}
+	return idx
+}
+
+// TestTiledLog submits certificates and precertificates over HTTP with
+// ct-go's client (which verifies each SCT), follows the log with
+// Sunlight's client (checkpoint signature, every entry, and the SCTs'
+// inclusion from tiles), and checks duplicates, refusals, the tile
+// bound, and a restart.
+func TestTiledLog(t *testing.T) {
+	ca, err := testca.New("tiled test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tl := start(t, dir, key, ca)
+	c := tl.ctClient(t)
+	ctx := t.Context()
+	notAfter := time.Now().AddDate(0, 0, 90)
+
+	type sub struct {
+		chain   [][]byte
+		precert bool
+		sct     *ct.SignedCertificateTimestamp
+	}
+	var subs []sub
+	for i := range 6 {
+		precert := i%2 == 1
+		chain, err := ca.Leaf(fmt.Sprintf("tiled-%d.example.com", i), notAfter, precert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := c.AddChain
+		if precert {
+			add = c.AddPreChain
+		}
+		sct, err := add(ctx, asn1(chain))
+		if err != nil {
+			t.Fatalf("add %d (precert %v): %v", i, precert, err)
+		}
+		if got := leafIndex(t, sct); got != uint64(i) {
+			t.Errorf("submission %d got leaf_index %d", i, got)
+		}
+		subs = append(subs, sub{chain, precert, sct})
+	}
+
+	// A duplicate gets the original SCT: same index, same timestamp.
+	again, err := c.AddChain(ctx, asn1(subs[0].chain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Timestamp != subs[0].sct.Timestamp || leafIndex(t, again) != 0 {
+		t.Errorf("duplicate: timestamp %d index %d, want %d and 0", again.Timestamp, leafIndex(t, again), subs[0].sct.Timestamp)
+	}
+
+	sc := tl.sunlight(t)
+	checkpoint, _, err := sc.Checkpoint(ctx)
+	if err != nil {
+		t.Fatalf("Sunlight refuses the checkpoint: %v", err)
+	}
+	if checkpoint.N != int64(len(subs)) {
+		t.Fatalf("checkpoint size %d, want %d", checkpoint.N, len(subs))
+	}
+	n := 0
+	for i, e := range sc.Entries(ctx, checkpoint.Tree, 0) {
+		if e.LeafIndex != i || e.IsPrecert != subs[i].precert || e.Timestamp != int64(subs[i].sct.Timestamp) {
+			t.Errorf("entry %d: index %d precert %v timestamp %d, want %v %d", i, e.LeafIndex, e.IsPrecert, e.Timestamp, subs[i].precert, subs[i].sct.Timestamp)
+		}
+		if !subs[i].precert && !bytes.Equal(e.Certificate, subs[i].chain[0]) {
+			t.Errorf("entry %d holds another certificate", i)
+		}
+		if subs[i].precert && !bytes.Equal(e.PreCertificate, subs[i].chain[0]) {
+			t.Errorf("entry %d holds another precertificate", i)
+		}
+		n++
+	}
+	if err := sc.Err(); err != nil || n != len(subs) {
+		t.Fatalf("Sunlight read %d entries: %v", n, err)
+	}
+	for i, s := range subs {
+		raw, err := tls.Marshal(*s.sct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := sc.CheckInclusion(ctx, checkpoint.Tree, raw); err != nil {
+			t.Errorf("SCT %d: inclusion from tiles: %v", i, err)
+		}
+	}
+	fp := subs[0].chain[1]
+	if iss, err := sc.Issuer(ctx, sha256Sum(fp)); err != nil || !bytes.Equal(iss.Raw, fp) {
+		t.Errorf("issuer/%x: %v", sha256Sum(fp), err)
+	}
+
+	// Bad input: 400 with a message, and nothing logged.
+	other, _ := testca.New("not accepted")
+	foreign, _ := other.Leaf("foreign.example.com", notAfter, false)
+	pre, _ := ca.Leaf("pre.example.com", notAfter, true)
+	for name, body := range map[string]string{
+		"empty body":             "",
+		"not JSON":               "{",
+		"empty chain":            `{"chain":[]}`,
+		"garbage certificate":    `{"chain":["AAAA"]}`,
+		"unknown root":           chainJSON(foreign),
+		"precert to add-chain":   chainJSON(pre),
+		"leaf without its chain": chainJSON(foreign[:1]),
+	} {
+		rsp, err := http.Post(tl.prefix+"ct/v1/add-chain", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rsp.Body)
+		rsp.Body.Close()
+		if rsp.StatusCode != http.StatusBadRequest || len(b) < 20 {
+			t.Errorf("%s: %d %q, want 400 with a message", name, rsp.StatusCode, b)
+		}
+	}
+
+	// Never a tile wider than the published checkpoint, nor Tessera's state.
+	for path, want := range map[string]int{
+		fmt.Sprintf("tile/0/000.p/%d", len(subs)):    200,
+		fmt.Sprintf("tile/data/000.p/%d", len(subs)): 200,
+		fmt.Sprintf("tile/0/000.p/%d", len(subs)+1):  404,
+		"tile/0/000":                        404,
+		"tile/6/000":                        404,
+		"tile/0/0001":                       404,
+		".state/treeState":                  404,
+		"tile/../.state/treeState":          404,
+		"issuer/" + strings.Repeat("0", 64): 404,
+	} {
+		rsp, err := http.Get(tl.prefix + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		if rsp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, rsp.StatusCode, want)
+		}
+		if want == 200 && !strings.Contains(rsp.Header.Get("Cache-Control"), "immutable") {
+			t.Errorf("GET %s: Cache-Control %q", path, rsp.Header.Get("Cache-Control"))
+		}
+		if want != 200 && rsp.Header.Get("Cache-Control") != "" {
+			t.Errorf("GET %s: an error with Cache-Control %q", path, rsp.Header.Get("Cache-Control"))
+		}
+	}
+
+	// A restart keeps the tree; the new checkpoint is the old one's size.
+	tl.stop(t)
+	tl = start(t, dir, key, ca)
+	sc = tl.sunlight(t)
+	after, _, err := sc.Checkpoint(ctx)
+	if err != nil || after.N != checkpoint.N || after.Hash != checkpoint.Hash {
+		t.Errorf("after a restart: checkpoint %+v, %v; want %+v", after, err, checkpoint)
+	}
+}
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func chainJSON(chain [][]byte) string {
+	var parts []string
+	for _, c := range chain {
+		parts = append(parts, `"`+b64(c)+`"`)
+	}
+	return `{"chain":[` + strings.Join(parts, ",") + `]}`
+}
