@@ -69,6 +69,11 @@ type Shard struct {
 	// State is the log list state: "usable" (default), "qualified",
 	// "readonly" (add-chain refused) or "retired".
 	State string `yaml:"state"`
+	// Type is "rfc6962" (default: ctfe on Trillian) or "tiled": a Static
+	// CT API log on Tessera (package ctlog/tiled), listed under the
+	// operator's tiled_logs, its tiles under --data/tiled/<name>. Tiled
+	// shards take neither state "readonly" nor ext_key_usages yet.
+	Type string `yaml:"type"`
 }
 
 // Defaults for the Config fields.
@@ -219,8 +224,20 @@ func (s Shard) validate() error {
 	default:
 		return fmt.Errorf("config: shard %q: state %q: want usable, qualified, readonly or retired", s.Name, s.State)
 	}
+	switch s.Type {
+	case "", "rfc6962":
+	case "tiled":
+		if s.State == "readonly" || s.State == "retired" || len(s.ExtKeyUsages) > 0 || s.RejectExpired {
+			return fmt.Errorf("config: shard %q: a tiled shard takes no state readonly or retired, ext_key_usages or reject_expired yet", s.Name)
+		}
+	default:
+		return fmt.Errorf("config: shard %q: type %q: want rfc6962 or tiled", s.Name, s.Type)
+	}
 	return nil
 }
+
+// Tiled reports whether the shard is a Static CT API log.
+func (s Shard) Tiled() bool { return s.Type == "tiled" }
 
 // Shards lists every shard with its operator's name.
 func (c *Config) Shards() []ShardOf {

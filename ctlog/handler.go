@@ -21,6 +21,9 @@ func (s *Server) newMux() http.Handler {
 			mux.Handle(path, s.shardHandler(sh, path, h))
 		}
 	}
+	for _, t := range s.tiled {
+		mux.Handle("/"+t.cfg.Name+"/", http.StripPrefix("/"+t.cfg.Name, t.log.Handler()))
+	}
 	mux.HandleFunc("GET /log.v3.json", s.serveLogList)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	return mux

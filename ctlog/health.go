@@ -86,5 +86,10 @@ func (s *Server) Ready(ctx context.Context) error {
 				sh.cfg.Name, d.Round(time.Second), s.opts.Config.stallBound()))
 		}
 	}
+	for _, t := range s.tiled {
+		if err := t.log.Ready(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tiled shard %s: %w", t.cfg.Name, err))
+		}
+	}
 	return errors.Join(errs...)
 }

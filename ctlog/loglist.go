@@ -20,14 +20,22 @@ func (s *Server) LogList() *loglist3.LogList {
 		LogListTimestamp: time.Now().UTC().Truncate(time.Second),
 	}
 	ops := map[string]*loglist3.Operator{}
-	for _, sh := range s.shards {
-		op := ops[sh.cfg.Operator]
+	operator := func(name string) *loglist3.Operator {
+		op := ops[name]
 		if op == nil {
-			op = &loglist3.Operator{Name: sh.cfg.Operator, Email: s.operatorEmail(sh.cfg.Operator), Logs: []*loglist3.Log{}, TiledLogs: []*loglist3.TiledLog{}}
-			ops[sh.cfg.Operator] = op
+			op = &loglist3.Operator{Name: name, Email: s.operatorEmail(name), Logs: []*loglist3.Log{}, TiledLogs: []*loglist3.TiledLog{}}
+			ops[name] = op
 			ll.Operators = append(ll.Operators, op)
 		}
+		return op
+	}
+	for _, sh := range s.shards {
+		op := operator(sh.cfg.Operator)
 		op.Logs = append(op.Logs, s.logEntry(sh))
+	}
+	for _, t := range s.tiled {
+		op := operator(t.cfg.Operator)
+		op.TiledLogs = append(op.TiledLogs, s.tiledLogEntry(t))
 	}
 	return ll
 }

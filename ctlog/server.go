@@ -49,6 +49,7 @@ type Server struct {
 	log      *slog.Logger
 	trillian *trillianServer
 	shards   []*shard
+	tiled    []*tiledShard
 	metrics  *metrics
 	handler  http.Handler
 	created  time.Time
@@ -83,10 +84,28 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		// this server serves. Two servers in one process share it.
 		ctfe.MaxGetEntriesAllowed = m
 	}
+	var roots [][]byte
 	for _, sc := range opts.Config.Shards() {
+		if sc.Tiled() {
+			if roots == nil {
+				if roots, err = rootsDER(opts.RootFiles); err != nil {
+					s.Close()
+					return nil, err
+				}
+			}
+			tsh, err := newTiledShard(ctx, sc, opts.Config, opts.DataDir, opts.BaseURL, roots)
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			s.log.Info("tiled shard ready", "shard", sc.Name, "operator", sc.Operator, "origin", tsh.origin,
+				"log_id", fmt.Sprintf("%x", tsh.logID), "not_after_start", sc.NotAfterStart, "not_after_limit", sc.NotAfterLimit)
+			s.tiled = append(s.tiled, tsh)
+			continue
+		}
 		sh, err := newShard(ctx, ts, sc, opts.Config, opts.DataDir, opts.RootFiles, metricFactory{reg: opts.Registerer, prefix: "ctfe_"})
 		if err != nil {
-			ts.close()
+			s.Close()
 			return nil, err
 		}
 		s.metrics.info.WithLabelValues(sc.Name, strconv.FormatInt(sh.tree.TreeId, 10), sc.Operator).Set(1)
@@ -121,9 +140,19 @@ func (s *Server) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// Close stops Trillian. Stop serving HTTP and let Run return first.
+// Close stops the tiled shards (publishing what they took) and
+// Trillian. Stop serving HTTP and let Run return first.
 func (s *Server) Close() {
-	s.closeOnce.Do(s.trillian.close)
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, t := range s.tiled {
+			if err := t.log.Close(ctx); err != nil {
+				s.log.Warn("couldn't close a tiled shard", "shard", t.cfg.Name, "err", err)
+			}
+		}
+		s.trillian.close()
+	})
 }
 
 // watchRoots updates the tree size, STH age, integration delay and stall

@@ -121,6 +121,14 @@ func New(ctx context.Context, opts Options) (*Log, error) {
 	return l, nil
 }
 
+// Ready reports whether the log has a published checkpoint to serve.
+func (l *Log) Ready(ctx context.Context) error {
+	if _, err := l.reader.ReadCheckpoint(ctx); err != nil {
+		return fmt.Errorf("no checkpoint: %w", err)
+	}
+	return nil
+}
+
 // LogID is the log's ID: the SHA-256 of its public key (RFC 6962 section 3.2).
 func (l *Log) LogID() [32]byte { return l.logID }
 
