@@ -1,10 +1,19 @@
 package ctpolicy
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	cttls "github.com/google/certificate-transparency-go/tls"
 )
 
 func TestCheck(t *testing.T) {
@@ -44,6 +53,89 @@ func TestCheck(t *testing.T) {
 			var pe *PolicyError
 			if !errors.As(err, &pe) || pe.Rule != tc.rule || !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), tc.rule) {
 				t.Fatalf("Check: %v, want rule %q", err, tc.rule)
+			}
+		})
+	}
+}
+
+func TestLeafIndex(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		exts []byte
+		want uint64
+		ok   bool
+	}{
+		{"index 0", []byte{0, 0, 5, 0, 0, 0, 0, 0}, 0, true},
+		{"index 2^32+7", []byte{0, 0, 5, 1, 0, 0, 0, 7}, 1<<32 + 7, true},
+		{"with another extension", []byte{9, 0, 1, 0xff, 0, 0, 5, 0, 0, 0, 1, 0}, 256, true},
+		{"none", nil, 0, false},
+		{"only another", []byte{9, 0, 0}, 0, false},
+		{"short", []byte{0, 0, 4, 0, 0, 0, 1}, 0, false},
+		{"long", []byte{0, 0, 6, 0, 0, 0, 0, 0, 1}, 0, false},
+		{"twice", []byte{0, 0, 5, 0, 0, 0, 0, 1, 0, 0, 5, 0, 0, 0, 0, 2}, 0, false},
+		{"truncated", []byte{0, 0, 5, 0, 0}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := LeafIndex(tc.exts)
+			if (err == nil) != tc.ok || got != tc.want && tc.ok {
+				t.Errorf("LeafIndex(%x) = %d, %v; want %d, ok %v", tc.exts, got, err, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// TestCheckLeafIndex: an SCT from a tiled log counts only with a valid
+// leaf_index extension; an RFC 6962 log's needs none.
+func TestCheckLeafIndex(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := ct.LogEntry{Leaf: ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType,
+		TimestampedEntry: &ct.TimestampedEntry{EntryType: ct.X509LogEntryType, X509Entry: &ct.ASN1Cert{Data: []byte("cert")}}}}
+	now := time.Now()
+	signed := func(l *Log, exts []byte) *ct.SignedCertificateTimestamp {
+		sct := &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, LogID: ct.LogID{KeyID: l.LogID}, Timestamp: uint64(now.UnixMilli()), Extensions: exts}
+		entry.Leaf.TimestampedEntry.Timestamp, entry.Leaf.TimestampedEntry.Extensions = sct.Timestamp, exts
+		in, err := ct.SerializeSCTSignatureInput(*sct, entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sha256.Sum256(in)
+		sig, err := key.Sign(rand.Reader, d[:], crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sct.Signature = ct.DigitallySigned{Algorithm: cttls.SignatureAndHashAlgorithm{Hash: cttls.SHA256, Signature: cttls.ECDSA}, Signature: sig}
+		return sct
+	}
+	for _, tc := range []struct {
+		name    string
+		rfc6962 bool
+		exts    []byte
+		fail    string
+	}{
+		{"tiled with leaf_index", false, []byte{0, 0, 5, 0, 0, 0, 0, 3}, ""},
+		{"tiled without", false, nil, FailLeafIndex},
+		{"tiled with a short one", false, []byte{0, 0, 1, 3}, FailLeafIndex},
+		{"RFC 6962 without", true, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := newLog("Op", "test log", "http://127.0.0.1:1/", der, nil, nil, nil, tc.rfc6962, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = l.check(signed(l, tc.exts), entry, now, time.Minute, time.Minute)
+			var se *SubmitError
+			switch {
+			case tc.fail == "" && err != nil:
+				t.Fatalf("check: %v", err)
+			case tc.fail != "" && (!errors.As(err, &se) || se.Kind != tc.fail):
+				t.Fatalf("check: %v, want a %s failure", err, tc.fail)
 			}
 		})
 	}

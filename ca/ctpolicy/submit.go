@@ -10,19 +10,22 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/google/certificate-transparency-go/tls"
 )
 
 // Kinds of submission failure, as the log_failures metric labels them.
 const (
-	FailTimeout   = "timeout"   // the per-log timeout or the overall deadline passed
-	FailTransport = "transport" // no HTTP answer
-	FailStatus    = "status"    // an HTTP status other than 200
-	FailMalformed = "malformed" // a 200 whose body is not a valid SCT
-	FailSignature = "signature" // the SCT's signature does not verify with the log's key
-	FailTimestamp = "timestamp" // the SCT's timestamp is in the future or stale
-	FailLogID     = "log_id"    // the SCT names another log
+	FailTimeout   = "timeout"    // the per-log timeout or the overall deadline passed
+	FailTransport = "transport"  // no HTTP answer
+	FailStatus    = "status"     // an HTTP status other than 200
+	FailMalformed = "malformed"  // a 200 whose body is not a valid SCT
+	FailSignature = "signature"  // the SCT's signature does not verify with the log's key
+	FailTimestamp = "timestamp"  // the SCT's timestamp is in the future or stale
+	FailLogID     = "log_id"     // the SCT names another log
+	FailLeafIndex = "leaf_index" // a tiled log's SCT without exactly one valid leaf_index extension
 )
 
 // maxResponse bounds the body read from a log.
@@ -126,6 +129,11 @@ func (l *Log) check(sct *ct.SignedCertificateTimestamp, entry ct.LogEntry, now t
 	if err := l.verifier.VerifySCTSignature(*sct, entry); err != nil {
 		return &SubmitError{l, FailSignature, err}
 	}
+	if !l.RFC6962 {
+		if _, err := LeafIndex(sct.Extensions); err != nil {
+			return &SubmitError{l, FailLeafIndex, err}
+		}
+	}
 	ts := time.UnixMilli(int64(sct.Timestamp))
 	if ts.After(now.Add(maxFuture)) {
 		return &SubmitError{l, FailTimestamp, fmt.Errorf("SCT timestamp %s is %s in the future", ts.UTC().Format(time.RFC3339Nano), ts.Sub(now))}
@@ -134,4 +142,41 @@ func (l *Log) check(sct *ct.SignedCertificateTimestamp, entry ct.LogEntry, now t
 		return &SubmitError{l, FailTimestamp, fmt.Errorf("SCT timestamp %s is older than %s", ts.UTC().Format(time.RFC3339Nano), maxAge)}
 	}
 	return nil
+}
+
+// LeafIndex reads the leaf_index extension of a static-ct-api SCT
+// (c2sp.org/static-ct-api, "SCT Extension"): extensions are a list of a
+// one-byte type and a 16-bit length-prefixed body; exactly one must be
+// leaf_index (type 0), with a 40-bit big-endian body, and no type may
+// repeat.
+func LeafIndex(exts []byte) (uint64, error) {
+	s := cryptobyte.String(exts)
+	seen := map[uint8]bool{}
+	var idx uint64
+	found := false
+	for !s.Empty() {
+		var typ uint8
+		var data cryptobyte.String
+		if !s.ReadUint8(&typ) || !s.ReadUint16LengthPrefixed(&data) {
+			return 0, errors.New("SCT extensions do not parse")
+		}
+		if seen[typ] {
+			return 0, fmt.Errorf("SCT extension %d appears twice", typ)
+		}
+		seen[typ] = true
+		if typ != 0 {
+			continue
+		}
+		if len(data) != 5 {
+			return 0, fmt.Errorf("leaf_index extension of %d bytes, want 5", len(data))
+		}
+		for _, b := range data {
+			idx = idx<<8 | uint64(b)
+		}
+		found = true
+	}
+	if !found {
+		return 0, errors.New("no leaf_index extension in an SCT from a static-ct-api log")
+	}
+	return idx, nil
 }
