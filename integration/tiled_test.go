@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/ctstage/ctstage/internal/keyfile"
 	"github.com/ctstage/ctstage/internal/serve"
+	"github.com/ctstage/ctstage/sctverify"
 )
 
 // tiledConfig gives each operator an RFC 6962 shard and a tiled shard,
@@ -35,6 +37,15 @@ const tiledConfig = `logs:
     - {name: classic-b}
     - {name: tiled-b, type: tiled}
 `
+
+func httpGetBytes(url string) ([]byte, error) {
+	rsp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer rsp.Body.Close()
+	return io.ReadAll(rsp.Body)
+}
 
 func startTiledStage(t *testing.T, dir, root string) (*serve.Stage, error) {
 	t.Helper()
@@ -87,6 +98,7 @@ func TestTiledShards(t *testing.T) {
 	c := logClient(t, &loglist3.Log{URL: tl.SubmissionURL, Key: tl.Key})
 	notAfter := time.Now().AddDate(0, 0, 90)
 	var scts [][]byte
+	var certChain [][]byte
 	for i, precert := range []bool{false, true} {
 		chain, err := ca.Leaf([]string{"tiled-one.example.com", "tiled-two.example.com"}[i], notAfter, precert)
 		if err != nil {
@@ -105,6 +117,9 @@ func TestTiledShards(t *testing.T) {
 			t.Fatal(err)
 		}
 		scts = append(scts, raw)
+		if !precert {
+			certChain = chain
+		}
 	}
 	pub, err := x509.ParsePKIXPublicKey(tl.Key)
 	if err != nil {
@@ -127,6 +142,35 @@ func TestTiledShards(t *testing.T) {
 		if _, _, err := sc.CheckInclusion(t.Context(), cp.Tree, raw); err != nil {
 			t.Errorf("SCT %d: inclusion from tiles: %v", i, err)
 		}
+	}
+
+	// ctstage's verifier checks the TLS-delivered SCT of the certificate:
+	// its signature (leaf_index extension included), and its inclusion
+	// from the checkpoint and the tiles.
+	llBytes, err := httpGetBytes(st.LogURL + "/log.v3.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := sctverify.ParseLogList(llBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in sctverify.Input
+	for _, der := range certChain[:2] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Chain = append(in.Chain, c)
+	}
+	in.TLSSCTs = [][]byte{scts[0]}
+	rep, err := (&sctverify.Verifier{Logs: logs, Inclusion: true}).Verify(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.SCTs) != 1 || rep.SCTs[0].Status != sctverify.StatusValid || rep.SCTs[0].Inclusion == nil ||
+		rep.SCTs[0].Inclusion.Status != sctverify.InclusionIncluded || rep.SCTs[0].Inclusion.LeafIndex != 0 {
+		t.Errorf("ctstage's verifier on the tiled SCT: %+v", rep.SCTs)
 	}
 
 	// A restart on another port keeps the origin (it embeds the first

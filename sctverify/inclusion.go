@@ -120,6 +120,8 @@ type inclusionJob struct {
 	log  *Log
 	sct  *SCT
 	hash [32]byte
+	// index is a tiled log's leaf_index.
+	index uint64
 }
 
 // checkInclusion runs the jobs, one goroutine per log, each log's STH
@@ -142,13 +144,25 @@ func (v *Verifier) checkInclusion(ctx context.Context, jobs []inclusionJob, now 
 }
 
 func (v *Verifier) checkLog(ctx context.Context, l *Log, jobs []inclusionJob, now time.Time) {
-	sth, err := v.GetSTH(ctx, l)
+	var sth *STH
+	var err error
+	if l.Tiled {
+		sth, _, err = v.Checkpoint(ctx, l)
+	} else {
+		sth, err = v.GetSTH(ctx, l)
+	}
 	for _, j := range jobs {
 		if err != nil {
 			j.res.Inclusion = &Inclusion{Status: InclusionError, Detail: err.Error()}
 			continue
 		}
-		idx, perr := v.ProveInclusion(ctx, l, sth, j.hash)
+		var idx uint64
+		var perr error
+		if l.Tiled {
+			idx, perr = j.index, v.ProveTiledInclusion(ctx, l, sth, j.index, j.hash)
+		} else {
+			idx, perr = v.ProveInclusion(ctx, l, sth, j.hash)
+		}
 		switch {
 		case perr == nil:
 			j.res.Inclusion = &Inclusion{Status: InclusionIncluded, LeafIndex: idx, TreeSize: sth.TreeSize}

@@ -207,11 +207,16 @@ func (c *checker) one(res *SCTResult, raw []byte, entry func() ([]byte, error)) 
 	if !c.v.Inclusion {
 		return
 	}
+	job := inclusionJob{res: res, log: l, sct: sct, hash: leafHash(data)}
 	if l.Tiled {
-		res.Inclusion = &Inclusion{Status: InclusionNotChecked, Detail: "static-ct-api log"}
-		return
+		idx, err := LeafIndex(sct.Extensions)
+		if err != nil {
+			res.Inclusion = &Inclusion{Status: InclusionError, Detail: "static-ct-api log: " + err.Error()}
+			return
+		}
+		job.index = idx
 	}
-	c.jobs = append(c.jobs, inclusionJob{res: res, log: l, sct: sct, hash: leafHash(data)})
+	c.jobs = append(c.jobs, job)
 }
 
 // verify checks the timestamp and signature; it returns the signed data.

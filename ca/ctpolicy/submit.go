@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
+	"github.com/ctstage/ctstage/sctverify"
 
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/google/certificate-transparency-go/tls"
@@ -130,7 +130,7 @@ func (l *Log) check(sct *ct.SignedCertificateTimestamp, entry ct.LogEntry, now t
 		return &SubmitError{l, FailSignature, err}
 	}
 	if !l.RFC6962 {
-		if _, err := LeafIndex(sct.Extensions); err != nil {
+		if _, err := sctverify.LeafIndex(sct.Extensions); err != nil {
 			return &SubmitError{l, FailLeafIndex, err}
 		}
 	}
@@ -142,41 +142,4 @@ func (l *Log) check(sct *ct.SignedCertificateTimestamp, entry ct.LogEntry, now t
 		return &SubmitError{l, FailTimestamp, fmt.Errorf("SCT timestamp %s is older than %s", ts.UTC().Format(time.RFC3339Nano), maxAge)}
 	}
 	return nil
-}
-
-// LeafIndex reads the leaf_index extension of a static-ct-api SCT
-// (c2sp.org/static-ct-api, "SCT Extension"): extensions are a list of a
-// one-byte type and a 16-bit length-prefixed body; exactly one must be
-// leaf_index (type 0), with a 40-bit big-endian body, and no type may
-// repeat.
-func LeafIndex(exts []byte) (uint64, error) {
-	s := cryptobyte.String(exts)
-	seen := map[uint8]bool{}
-	var idx uint64
-	found := false
-	for !s.Empty() {
-		var typ uint8
-		var data cryptobyte.String
-		if !s.ReadUint8(&typ) || !s.ReadUint16LengthPrefixed(&data) {
-			return 0, errors.New("SCT extensions do not parse")
-		}
-		if seen[typ] {
-			return 0, fmt.Errorf("SCT extension %d appears twice", typ)
-		}
-		seen[typ] = true
-		if typ != 0 {
-			continue
-		}
-		if len(data) != 5 {
-			return 0, fmt.Errorf("leaf_index extension of %d bytes, want 5", len(data))
-		}
-		for _, b := range data {
-			idx = idx<<8 | uint64(b)
-		}
-		found = true
-	}
-	if !found {
-		return 0, errors.New("no leaf_index extension in an SCT from a static-ct-api log")
-	}
-	return idx, nil
 }
