@@ -93,7 +93,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 					return nil, err
 				}
 			}
-			tsh, err := newTiledShard(ctx, sc, opts.Config, opts.DataDir, opts.BaseURL, roots)
+			tsh, err := newTiledShard(ctx, sc, opts.Config, opts.DataDir, opts.BaseURL, roots, opts.Registerer)
 			if err != nil {
 				s.Close()
 				return nil, err

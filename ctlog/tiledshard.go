@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/certificate-transparency-go/loglist3"
 	"github.com/google/certificate-transparency-go/x509util"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ctstage/ctstage/ctlog/tiled"
 	"github.com/ctstage/ctstage/internal/keyfile"
@@ -42,7 +43,7 @@ const (
 // newTiledShard opens (or creates) a tiled shard. Like an RFC 6962 shard,
 // it is bound to its storage: a shard whose key changed, or whose tiles
 // vanished while its key remained, refuses to start rather than fork.
-func newTiledShard(ctx context.Context, s ShardOf, cfg Config, dataDir, baseURL string, roots [][]byte) (*tiledShard, error) {
+func newTiledShard(ctx context.Context, s ShardOf, cfg Config, dataDir, baseURL string, roots [][]byte, reg prometheus.Registerer) (*tiledShard, error) {
 	signer, _, err := loadShardKey(dataDir, s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
@@ -64,6 +65,7 @@ func newTiledShard(ctx context.Context, s ShardOf, cfg Config, dataDir, baseURL 
 	l, err := tiled.New(ctx, tiled.Options{
 		Origin: origin, Dir: dir, Key: key, Roots: roots,
 		NotAfterStart: s.NotAfterStart, NotAfterLimit: s.NotAfterLimit, MaxBodyBytes: cfg.MaxBodyBytes,
+		Name: s.Name, Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", s.Name, err)

@@ -173,6 +173,18 @@ func TestTiledShards(t *testing.T) {
 		t.Errorf("ctstage's verifier on the tiled SCT: %+v", rep.SCTs)
 	}
 
+	// /metrics has each tiled shard's.
+	metricsText, err := httpGetBytes(st.LogURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`ctstage_tiled_checkpoint_size{shard="tiled-a"} 2`, `ctstage_tiled_checkpoint_size{shard="tiled-b"} 0`,
+		`ctstage_tiled_submissions_total{endpoint="add-pre-chain",outcome="accepted",shard="tiled-a"} 1`} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// A restart on another port keeps the origin (it embeds the first
 	// start's host:port) and the tree.
 	if err := st.Shutdown(t.Context()); err != nil {

@@ -1,6 +1,7 @@
 package tiled
 
 import (
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,14 +26,35 @@ import (
 // .state) is served.
 func (l *Log) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /ct/v1/add-chain", func(w http.ResponseWriter, r *http.Request) { l.serveAdd(w, r, false) })
-	mux.HandleFunc("POST /ct/v1/add-pre-chain", func(w http.ResponseWriter, r *http.Request) { l.serveAdd(w, r, true) })
+	mux.HandleFunc("POST /ct/v1/add-chain", func(w http.ResponseWriter, r *http.Request) { l.countAdd(w, r, "add-chain", false) })
+	mux.HandleFunc("POST /ct/v1/add-pre-chain", func(w http.ResponseWriter, r *http.Request) { l.countAdd(w, r, "add-pre-chain", true) })
 	mux.HandleFunc("GET /ct/v1/get-roots", l.serveRoots)
 	mux.HandleFunc("GET /checkpoint", l.serveCheckpoint)
 	mux.HandleFunc("GET /tile/", l.serveTile)
 	mux.HandleFunc("GET /issuer/{fp}", l.serveIssuer)
 	return mux
 }
+
+// countAdd serves an add and counts its outcome.
+func (l *Log) countAdd(w http.ResponseWriter, r *http.Request, endpoint string, precert bool) {
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	l.serveAdd(rec, r, precert)
+	outcome := "accepted"
+	switch {
+	case rec.status >= 500:
+		outcome = "error"
+	case rec.status >= 400:
+		outcome = "rejected"
+	}
+	l.metrics.submissions.WithLabelValues(endpoint, outcome).Inc()
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
 func (l *Log) serveAdd(w http.ResponseWriter, r *http.Request, precert bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, l.opts.MaxBodyBytes))
@@ -124,7 +146,7 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
 	}
-	l.serveFile(w, p, "application/octet-stream")
+	l.serveFile(w, r, p, "application/octet-stream", m[1] == "data")
 }
 
 // covered reports whether a tree of size holds tile n of level with that
@@ -143,11 +165,13 @@ func (l *Log) serveIssuer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found\nan issuer is named by its lower-case hex SHA-256", http.StatusNotFound)
 		return
 	}
-	l.serveFile(w, "issuer/"+fp, "application/pkix-cert")
+	l.serveFile(w, r, "issuer/"+fp, "application/pkix-cert", false)
 }
 
-// serveFile serves an immutable file of Dir.
-func (l *Log) serveFile(w http.ResponseWriter, rel, ctype string) {
+// serveFile serves an immutable file of Dir, gzip-compressed when
+// compress is set and the client accepts gzip (data tiles, which the spec
+// says SHOULD be compressed).
+func (l *Log) serveFile(w http.ResponseWriter, r *http.Request, rel, ctype string, compress bool) {
 	b, err := os.ReadFile(filepath.Join(l.opts.Dir, filepath.FromSlash(rel)))
 	if errors.Is(err, os.ErrNotExist) {
 		http.Error(w, "Not Found", http.StatusNotFound)
@@ -159,6 +183,14 @@ func (l *Log) serveFile(w http.ResponseWriter, rel, ctype string) {
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	if compress && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		zw := gzip.NewWriter(w)
+		zw.Write(b)
+		zw.Close()
+		return
+	}
 	w.Write(b)
 }
 

@@ -24,6 +24,7 @@ import (
 
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/google/certificate-transparency-go/tls"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/ctonly"
 	"github.com/transparency-dev/tessera/storage/posix"
@@ -55,6 +56,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of SCTs and checkpoints. Default time.Now.
 	Now func() time.Time
+	// Name labels the log's metrics (shard=Name).
+	Name string
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Log is one running tiled log.
@@ -67,6 +72,7 @@ type Log struct {
 	awaiter  *tessera.PublicationAwaiter
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
+	metrics  *metrics
 }
 
 // New opens (or creates) the log in opts.Dir and starts its sequencer.
@@ -118,6 +124,11 @@ func New(ctx context.Context, opts Options) (*Log, error) {
 		awaiter:  tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, 10*time.Millisecond),
 		shutdown: shutdown, cancel: cancel,
 	}
+	if l.metrics, err = l.newMetrics(opts.Registerer, opts.Name); err != nil {
+		shutdown(ctx)
+		cancel()
+		return nil, fmt.Errorf("couldn't register the metrics: %w", err)
+	}
 	return l, nil
 }
 
@@ -156,6 +167,7 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 			return nil, err
 		}
 	}
+	start := time.Now()
 	e := v.entry(uint64(l.opts.Now().UnixMilli()))
 	idx, _, err := l.awaiter.Await(ctx, l.add(ctx, e))
 	if err != nil {
@@ -171,7 +183,11 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 		}
 		e.Timestamp = ts
 	}
-	return l.sct(e, idx.Index)
+	sct, err := l.sct(e, idx.Index)
+	if err == nil {
+		l.metrics.sequencing.Observe(time.Since(start).Seconds())
+	}
+	return sct, err
 }
 
 // sct signs the SCT of entry e at index idx. Its digitally-signed input

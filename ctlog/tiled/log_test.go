@@ -2,6 +2,7 @@ package tiled_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/certificate-transparency-go/client"
 	"github.com/google/certificate-transparency-go/jsonclient"
 	"github.com/google/certificate-transparency-go/tls"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ctstage/ctstage/ctlog/tiled"
 	"github.com/ctstage/ctstage/internal/testsupport/testca"
@@ -31,6 +33,7 @@ import (
 // testLog is a tiled log behind a real HTTP server at /tiled/test/.
 type testLog struct {
 	log    *tiled.Log
+	reg    *prometheus.Registry
 	srv    *httptest.Server
 	ca     *testca.CA
 	key    *ecdsa.PrivateKey
@@ -40,12 +43,12 @@ type testLog struct {
 
 func start(t testing.TB, dir string, key *ecdsa.PrivateKey, ca *testca.CA) *testLog {
 	t.Helper()
-	tl := &testLog{ca: ca, key: key, dir: dir}
+	tl := &testLog{ca: ca, key: key, dir: dir, reg: prometheus.NewRegistry()}
 	tl.srv = httptest.NewUnstartedServer(nil)
 	host := tl.srv.Listener.Addr().String()
 	l, err := tiled.New(t.Context(), tiled.Options{
 		Origin: host + "/tiled/test", Dir: dir, Key: key, Roots: [][]byte{ca.Root.Raw},
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler), Name: "test", Registerer: tl.reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -267,6 +270,42 @@ func TestTiledLog(t *testing.T) {
 		}
 	}
 
+	// Data tiles come gzip-compressed to a client that accepts it.
+	req, _ := http.NewRequest(http.MethodGet, tl.prefix+fmt.Sprintf("tile/data/000.p/%d", len(subs)), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rsp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(rsp.Body)
+	if err != nil || rsp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("data tile with Accept-Encoding gzip: %v, Content-Encoding %q", err, rsp.Header.Get("Content-Encoding"))
+	}
+	zipped, _ := io.ReadAll(zr)
+	rsp.Body.Close()
+	rsp, err = http.Get(tl.prefix + fmt.Sprintf("tile/data/000.p/%d", len(subs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(rsp.Body)
+	rsp.Body.Close()
+	if !bytes.Equal(zipped, plain) || len(plain) == 0 {
+		t.Errorf("the gzip data tile (%d bytes) is not the plain one (%d bytes)", len(zipped), len(plain))
+	}
+
+	// The metrics count what happened.
+	for sample, want := range map[string]float64{
+		`ctstage_tiled_submissions_total{endpoint="add-chain",outcome="accepted",shard="test"}`:     4,
+		`ctstage_tiled_submissions_total{endpoint="add-pre-chain",outcome="accepted",shard="test"}`: 3,
+		`ctstage_tiled_submissions_total{endpoint="add-chain",outcome="rejected",shard="test"}`:     7,
+		`ctstage_tiled_checkpoint_size{shard="test"}`:                                               6,
+		`ctstage_tiled_sct_seconds_count{shard="test"}`:                                             7,
+	} {
+		if got := gather(t, tl.reg, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
+	}
+
 	// A restart keeps the tree; the new checkpoint is the old one's size.
 	tl.stop(t)
 	tl = start(t, dir, key, ca)
@@ -275,6 +314,36 @@ func TestTiledLog(t *testing.T) {
 	if err != nil || after.N != checkpoint.N || after.Hash != checkpoint.Hash {
 		t.Errorf("after a restart: checkpoint %+v, %v; want %+v", after, err, checkpoint)
 	}
+}
+
+// gather reads one sample, written as in the text exposition format.
+func gather(t *testing.T, reg *prometheus.Registry, sample string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			var labels []string
+			for _, lp := range m.Label {
+				labels = append(labels, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
+			}
+			name, value := mf.GetName(), 0.0
+			switch {
+			case m.Counter != nil:
+				value = m.Counter.GetValue()
+			case m.Gauge != nil:
+				value = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				name, value = name+"_count", float64(m.Histogram.GetSampleCount())
+			}
+			if name+"{"+strings.Join(labels, ",")+"}" == sample {
+				return value
+			}
+		}
+	}
+	return -1
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
