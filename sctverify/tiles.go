@@ -164,3 +164,31 @@ func tileIndexPath(n int64) string {
 	}
 	return s
 }
+
+// ProveTiledConsistency proves from a tiled log's tiles that the tree of
+// older is a prefix of the tree of newer (both checkpoints the caller
+// checked).
+func (v *Verifier) ProveTiledConsistency(ctx context.Context, l *Log, older, newer *STH) error {
+	if older.TreeSize > newer.TreeSize {
+		return fmt.Errorf("the tree shrank from %d to %d", older.TreeSize, newer.TreeSize)
+	}
+	if older.TreeSize == newer.TreeSize {
+		if older.RootHash != newer.RootHash {
+			return fmt.Errorf("two roots for the tree of %d", older.TreeSize)
+		}
+		return nil
+	}
+	if older.TreeSize == 0 {
+		return nil
+	}
+	tree := tlog.Tree{N: int64(newer.TreeSize), Hash: tlog.Hash(newer.RootHash)}
+	hr := tlog.TileHashReader(tree, &tileReader{ctx: ctx, v: v, l: l})
+	p, err := tlog.ProveTree(tree.N, int64(older.TreeSize), hr)
+	if err != nil {
+		return fmt.Errorf("couldn't build the consistency proof from tiles: %w", err)
+	}
+	if err := tlog.CheckTree(p, tree.N, tree.Hash, int64(older.TreeSize), tlog.Hash(older.RootHash)); err != nil {
+		return fmt.Errorf("the tree of %d is not a prefix of the tree of %d: %w", older.TreeSize, newer.TreeSize, err)
+	}
+	return nil
+}
