@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/ctstage/ctstage/ca/ratelimit"
 	"github.com/ctstage/ctstage/internal/serve"
 	"github.com/ctstage/ctstage/internal/testsupport/acmetest"
 	"github.com/ctstage/ctstage/internal/testsupport/testenv"
@@ -159,7 +160,51 @@ func TestACMERace(t *testing.T) {
 			t.Run("challenge", func(t *testing.T) { raceChallenge(t, s) })
 			t.Run("deactivate", func(t *testing.T) { raceDeactivate(t, s) })
 			t.Run("keyChange", func(t *testing.T) { raceKeyChange(t, s) })
+			t.Run("failedChallenge", func(t *testing.T) { raceFailedChallenge(t, backend) })
 		})
+	}
+}
+
+// raceFailedChallenge responds 6 times at once to a challenge that fails
+// (nothing listens on the validator's http-01 port), with the failed-
+// validations limit at 2: one stored outcome is one failure counted, so
+// a new order for the name is still allowed. Were every response's
+// outcome stored, 6 failures would make it rateLimited.
+func raceFailedChallenge(t *testing.T, backend string) {
+	spec := "sqlite"
+	if backend == "mysql" {
+		spec = testenv.MySQL(t) // a database of its own: another --data
+	}
+	s := startACMEStage(t, func(o *serve.Options) {
+		l := ratelimit.Defaults()
+		l.FailedValidations = ratelimit.Limit{Count: 2, Window: time.Hour}
+		o.Storage, o.ACME.RateLimits = spec, &l
+	})
+	c := newRawClient(t, s)
+	c.register()
+	const name = "race-failed.example.com"
+	_, o := c.newOrder(name)
+	var az struct{ Challenges []struct{ Type, URL string } }
+	json.Unmarshal(c.post(o["authorizations"].([]any)[0].(string), nil).body, &az)
+	var ch string
+	for _, x := range az.Challenges {
+		if x.Type == "http-01" {
+			ch = x.URL
+		}
+	}
+	var bodies [][]byte
+	for range raceN {
+		bodies = append(bodies, c.signFresh(c.key, c.kid, ch, map[string]any{}))
+	}
+	for i, r := range c.race(ch, bodies) {
+		var got struct{ Status string }
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil || got.Status != "invalid" {
+			t.Errorf("challenge response %d: %d %s, want 200 invalid", i, r.status, r.body)
+		}
+	}
+	ids := []map[string]string{{"type": "dns", "value": name}}
+	if r := c.post(c.url("newOrder"), map[string]any{"identifiers": ids}); r.status != http.StatusCreated {
+		t.Errorf("new order after one stored failure: %d %s; the concurrent failures were counted more than once", r.status, r.body)
 	}
 }
 
