@@ -50,25 +50,33 @@ func (s *Server) operatorEmail(name string) []string {
 }
 
 func (s *Server) logEntry(sh *shard) *loglist3.Log {
-	l := &loglist3.Log{
-		Description: sh.cfg.Description,
-		LogID:       sh.logID[:],
-		Key:         sh.pubDER,
-		URL:         s.shardURL(sh.cfg.Name),
-		MMD:         int32(sh.cfg.MMD / time.Second),
-		State:       logState(sh.cfg.State, sh.tree.CreateTime.AsTime().UTC().Truncate(time.Second)),
-		Type:        "test",
+	return &loglist3.Log{
+		Description:      sh.cfg.description(),
+		LogID:            sh.logID[:],
+		Key:              sh.pubDER,
+		URL:              s.shardURL(sh.cfg.Name),
+		MMD:              int32(sh.cfg.MMD / time.Second),
+		State:            logState(sh.cfg.State, sh.tree.CreateTime.AsTime().UTC().Truncate(time.Second)),
+		TemporalInterval: sh.cfg.temporalInterval(),
+		Type:             "test",
 	}
-	if l.Description == "" {
-		l.Description = sh.cfg.Name
+}
+
+// description is the shard's log list description: its name when the
+// config gives none.
+func (s Shard) description() string {
+	if s.Description == "" {
+		return s.Name
 	}
-	if !sh.cfg.NotAfterStart.IsZero() {
-		l.TemporalInterval = &loglist3.TemporalInterval{
-			StartInclusive: sh.cfg.NotAfterStart.UTC(),
-			EndExclusive:   sh.cfg.NotAfterLimit.UTC(),
-		}
+	return s.Description
+}
+
+// temporalInterval is the shard's NotAfter window, nil when it has none.
+func (s Shard) temporalInterval() *loglist3.TemporalInterval {
+	if s.NotAfterStart.IsZero() {
+		return nil
 	}
-	return l
+	return &loglist3.TemporalInterval{StartInclusive: s.NotAfterStart.UTC(), EndExclusive: s.NotAfterLimit.UTC()}
 }
 
 // shardURL is the base URL of a shard, ending in "/", as log lists have it.

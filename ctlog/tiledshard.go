@@ -70,7 +70,12 @@ func newTiledShard(ctx context.Context, s ShardOf, cfg Config, dataDir, baseURL 
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
 	}
-	fi, _ := os.Stat(filepath.Join(dir, tiledLogIDFile))
+	// The log list's state timestamp: when the shard was made.
+	fi, err := os.Stat(filepath.Join(dir, tiledLogIDFile))
+	if err != nil {
+		l.Close(ctx)
+		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
+	}
 	return &tiledShard{cfg: s, log: l, pubDER: pubDER, logID: logID, origin: origin, created: fi.ModTime().UTC().Truncate(time.Second)}, nil
 }
 
@@ -127,21 +132,15 @@ func rootsDER(files []string) ([][]byte, error) {
 
 // tiledLogEntry is the shard's entry in the log list's tiled_logs.
 func (s *Server) tiledLogEntry(sh *tiledShard) *loglist3.TiledLog {
-	l := &loglist3.TiledLog{
-		Description:   sh.cfg.Description,
-		LogID:         sh.logID[:],
-		Key:           sh.pubDER,
-		SubmissionURL: s.shardURL(sh.cfg.Name),
-		MonitoringURL: s.shardURL(sh.cfg.Name),
-		MMD:           60,
-		State:         logState(sh.cfg.State, sh.created),
-		Type:          "test",
+	return &loglist3.TiledLog{
+		Description:      sh.cfg.description(),
+		LogID:            sh.logID[:],
+		Key:              sh.pubDER,
+		SubmissionURL:    s.shardURL(sh.cfg.Name),
+		MonitoringURL:    s.shardURL(sh.cfg.Name),
+		MMD:              60,
+		State:            logState(sh.cfg.State, sh.created),
+		TemporalInterval: sh.cfg.temporalInterval(),
+		Type:             "test",
 	}
-	if l.Description == "" {
-		l.Description = sh.cfg.Name
-	}
-	if !sh.cfg.NotAfterStart.IsZero() {
-		l.TemporalInterval = &loglist3.TemporalInterval{StartInclusive: sh.cfg.NotAfterStart.UTC(), EndExclusive: sh.cfg.NotAfterLimit.UTC()}
-	}
-	return l
 }

@@ -47,19 +47,26 @@ func (v *Verifier) GetSTH(ctx context.Context, l *Log) (*STH, error) {
 		return nil, fmt.Errorf("STH root hash of %d bytes", len(rsp.Root))
 	}
 	sth := &STH{TreeSize: rsp.TreeSize, Timestamp: rsp.Timestamp, RootHash: [32]byte(rsp.Root)}
-	hashAlg, sigAlg, sig, err := parseDigitallySigned(rsp.Signature)
-	if err != nil {
+	if err := sth.verify(l, rsp.Signature); err != nil {
 		return nil, fmt.Errorf("STH signature: %w", err)
+	}
+	return sth, nil
+}
+
+// verify checks sig, a DigitallySigned TreeHeadSignature (RFC 6962
+// section 3.5), over sth with the log's key: get-sth's signature, and the
+// body of a checkpoint's RFC6962NoteSignature.
+func (sth *STH) verify(l *Log, sig []byte) error {
+	hashAlg, sigAlg, raw, err := parseDigitallySigned(sig)
+	if err != nil {
+		return err
 	}
 	data := make([]byte, 0, 50)
 	data = append(data, 0, 1) // v1, tree_hash
 	data = binary.BigEndian.AppendUint64(data, sth.Timestamp)
 	data = binary.BigEndian.AppendUint64(data, sth.TreeSize)
 	data = append(data, sth.RootHash[:]...)
-	if err := verifySignature(l.PublicKey, hashAlg, sigAlg, sig, data); err != nil {
-		return nil, fmt.Errorf("STH signature: %w", err)
-	}
-	return sth, nil
+	return verifySignature(l.PublicKey, hashAlg, sigAlg, raw, data)
 }
 
 func parseDigitallySigned(b []byte) (hashAlg, sigAlg uint8, sig []byte, err error) {

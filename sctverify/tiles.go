@@ -59,16 +59,7 @@ func (v *Verifier) Checkpoint(ctx context.Context, l *Log) (*STH, string, error)
 			continue // another signer's line, or not one
 		}
 		sth := &STH{TreeSize: size, Timestamp: binary.BigEndian.Uint64(sig[4:12]), RootHash: [32]byte(root)}
-		hashAlg, sigAlg, raw, err := parseDigitallySigned(sig[12:])
-		if err != nil {
-			return nil, "", fmt.Errorf("checkpoint signature: %w", err)
-		}
-		data := make([]byte, 0, 50)
-		data = append(data, 0, 1) // v1, tree_hash
-		data = binary.BigEndian.AppendUint64(data, sth.Timestamp)
-		data = binary.BigEndian.AppendUint64(data, sth.TreeSize)
-		data = append(data, sth.RootHash[:]...)
-		if err := verifySignature(l.PublicKey, hashAlg, sigAlg, raw, data); err != nil {
+		if err := sth.verify(l, sig[12:]); err != nil {
 			return nil, "", fmt.Errorf("checkpoint signature: %w", err)
 		}
 		return sth, origin, nil

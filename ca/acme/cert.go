@@ -60,8 +60,21 @@ func (s *Server) certificate(w http.ResponseWriter, r *http.Request) error {
 type issued struct {
 	*Certificate
 	rec    *castore.Record
-	leaf   *x509.Certificate
-	issuer string // "ecdsa" or "rsa": which intermediate signed it
+	issuer string            // "ecdsa" or "rsa": which intermediate signed it
+	parsed *x509.Certificate // by leaf, on first use
+}
+
+// leaf parses the certificate once, for the callers that need more than
+// its bytes (ARI); a download sends the bytes as they are.
+func (c *issued) leaf() (*x509.Certificate, error) {
+	if c.parsed == nil {
+		leaf, err := x509.ParseCertificate(c.rec.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't parse certificate %s from the CA's record: %w", c.Serial, err)
+		}
+		c.parsed = leaf
+	}
+	return c.parsed, nil
 }
 
 // issuedBySerial finds a certificate by serial (lower-case hex): a
@@ -79,11 +92,7 @@ func (s *Server) issuedBySerial(ctx context.Context, serial string) (*issued, er
 	} else if err != nil {
 		return nil, err
 	}
-	leaf, err := x509.ParseCertificate(rec.Certificate)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't parse certificate %s from the CA's record: %w", serial, err)
-	}
-	return &issued{Certificate: c, rec: rec, leaf: leaf,
+	return &issued{Certificate: c, rec: rec,
 		issuer: s.opts.Chains.issuerName(s.opts.Hierarchy.IntermediateByKeyID(rec.IssuerKeyID))}, nil
 }
 
@@ -232,7 +241,11 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	nb, na := c.leaf.NotBefore, c.leaf.NotAfter
+	leaf, err := c.leaf()
+	if err != nil {
+		return err
+	}
+	nb, na := leaf.NotBefore, leaf.NotAfter
 	start := na.Add(-na.Sub(nb) / 3)
 	end := na.Add(-na.Sub(nb) / 6)
 	if c.rec.Revocation != nil {
@@ -260,7 +273,11 @@ func (s *Server) certByARIID(ctx context.Context, id string) (*issued, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(c.leaf.AuthorityKeyId, aki) {
+	leaf, err := c.leaf()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(leaf.AuthorityKeyId, aki) {
 		return nil, notFound("certID's authority key identifier is not the certificate's")
 	}
 	return c, nil

@@ -141,7 +141,7 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 	// Never a tile wider than the published checkpoint: a partial tile
 	// the checkpoint does not require is not served, even if written.
 	cp, err := l.reader.ReadCheckpoint(r.Context())
-	size, err2 := checkpointSize(cp)
+	size, err2 := checkpointSize(cp, l.opts.Origin)
 	if err != nil || err2 != nil || !covered(size, level, n, width) {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
@@ -194,17 +194,14 @@ func (l *Log) serveFile(w http.ResponseWriter, r *http.Request, rel, ctype strin
 	w.Write(b)
 }
 
-// checkpointSize reads a checkpoint's tree size (its second line).
-func checkpointSize(cp []byte) (uint64, error) {
-	lines := strings.SplitN(string(cp), "\n", 3)
-	if len(lines) < 3 {
-		return 0, errors.New("tiled: the checkpoint is too short")
+// checkpointSize reads a published checkpoint's tree size.
+func checkpointSize(cp []byte, origin string) (uint64, error) {
+	body, _, ok := strings.Cut(string(cp), "\n\n")
+	if !ok {
+		return 0, errors.New("tiled: the checkpoint has no signature")
 	}
-	size, err := strconv.ParseUint(lines[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("tiled: checkpoint size %q: %w", lines[1], err)
-	}
-	return size, nil
+	size, _, err := parseCheckpointBody(body+"\n", origin)
+	return size, err
 }
 
 // bundleTimestamps reads the timestamp of every TileLeaf of a data tile

@@ -241,7 +241,7 @@ func (l *Log) timestampAt(ctx context.Context, idx uint64) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read the checkpoint: %w", err)
 	}
-	size, err := checkpointSize(cp)
+	size, err := checkpointSize(cp, l.opts.Origin)
 	if err != nil {
 		return 0, err
 	}

@@ -65,7 +65,7 @@ func (l *Log) checkpointState() (uint64, time.Time) {
 	if err != nil {
 		return 0, time.Time{}
 	}
-	size, err := checkpointSize(cp)
+	size, err := checkpointSize(cp, l.opts.Origin)
 	if err != nil {
 		return 0, time.Time{}
 	}

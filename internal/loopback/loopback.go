@@ -35,24 +35,10 @@ func IsPeer(r *http.Request) bool {
 	return err == nil && ip != nil && ip.IsLoopback()
 }
 
-// Only serves h to loopback peers and answers anyone else 403 with a
-// JSON {"error": ...} body.
-func Only(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !IsPeer(r) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			json.NewEncoder(w).Encode(map[string]string{"error": "the management endpoint answers loopback peers only"})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 // MaxBody bounds the request body Guard lets through.
 const MaxBody = 1 << 20
 
-// Guard is Only, and more, for an endpoint that changes state (the CA's
+// Guard protects an endpoint that changes state (the CA's
 // /issue, the DNS management API, the log-state and fault API): a page in
 // a local browser, or a DNS-rebinding page, must not be able to drive it.
 // It answers

@@ -46,12 +46,6 @@ func (st *Stage) openACMEStore(ctx context.Context) (acmeStore, error) {
 	return s, nil
 }
 
-// acmeParts are the ACME store and the built-in DNS server.
-type acmeParts struct {
-	store acmeStore
-	dns   *va.DNSServer
-}
-
 // startACME serves ACME on Options.ACME.Addr (HTTPS, a certificate from
 // the staging hierarchy), the built-in DNS on DNSAddr and its management
 // API on DNSMgmtAddr. An empty Addr serves none of them.
@@ -66,7 +60,6 @@ func (st *Stage) startACME(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("--dns-addr: %w", err)
 		}
-		st.acme.dns = dns
 		st.undo.push("--dns-addr", func(context.Context) error { return dns.Close() })
 		st.DNSAddr = dns.Addr()
 	}
@@ -101,7 +94,6 @@ func (st *Stage) newACMEServer(ctx context.Context, zone *va.Zone) (*acme.Server
 	if err != nil {
 		return nil, err
 	}
-	st.acme.store = store
 	st.undo.push("ACME store", func(context.Context) error { return store.Close() })
 	chains, err := acme.LoadOrCreateChains(filepath.Join(st.opts.DataDir, "acme"), st.Hierarchy)
 	if err != nil {

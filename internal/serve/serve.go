@@ -128,7 +128,6 @@ type Stage struct {
 	store   storageParts
 	logs    logParts
 	ca      caParts
-	acme    acmeParts
 	started time.Time
 }
 
