@@ -6,6 +6,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -90,11 +92,53 @@ func (r *Recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// RouteKlog sends klog's output (Trillian's and ct-go's logging) to log.
-// Their informational chatter (every sequencer pass, every rejected
-// submission) is demoted to Debug; errors stay errors.
+// RouteKlog sends klog's output (Trillian's, ct-go's and Tessera's
+// logging) to log. Their informational chatter (every sequencer pass,
+// every rejected submission) is demoted to Debug; errors stay errors.
+//
+// klog's logger is process-wide and read without a lock by every klog
+// call, so it is set once, to a handler that forwards to the target of
+// the latest RouteKlog, swapped atomically: a second Stage in one process
+// (as in tests) redirects klog without racing the first one's Trillian.
 func RouteKlog(log *slog.Logger) {
-	klog.SetSlogLogger(slog.New(demote{log.Handler()}))
+	h := log.Handler()
+	klogTarget.Store(&h)
+	klogOnce.Do(func() { klog.SetSlogLogger(slog.New(demote{klogForward{}})) })
+}
+
+var (
+	klogTarget atomic.Pointer[slog.Handler]
+	klogOnce   sync.Once
+)
+
+// klogForward is a slog.Handler that hands each record to klogTarget's
+// handler, with the attributes and groups added on the way replayed on it.
+type klogForward struct {
+	ops []func(slog.Handler) slog.Handler
+}
+
+func (f klogForward) target() slog.Handler {
+	h := *klogTarget.Load()
+	for _, op := range f.ops {
+		h = op(h)
+	}
+	return h
+}
+
+func (f klogForward) Enabled(ctx context.Context, l slog.Level) bool {
+	return f.target().Enabled(ctx, l)
+}
+
+func (f klogForward) Handle(ctx context.Context, r slog.Record) error {
+	return f.target().Handle(ctx, r)
+}
+
+func (f klogForward) WithAttrs(a []slog.Attr) slog.Handler {
+	return klogForward{append(f.ops[:len(f.ops):len(f.ops)], func(h slog.Handler) slog.Handler { return h.WithAttrs(a) })}
+}
+
+func (f klogForward) WithGroup(n string) slog.Handler {
+	return klogForward{append(f.ops[:len(f.ops):len(f.ops)], func(h slog.Handler) slog.Handler { return h.WithGroup(n) })}
 }
 
 // demote lowers Info records to Debug.
