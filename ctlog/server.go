@@ -2,6 +2,7 @@ package ctlog
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,10 @@ type Options struct {
 	// storage). The caller closes them after Close.
 	LogStorage   tstorage.LogStorage
 	AdminStorage tstorage.AdminStorage
+	// TiledDB, when set, opens the MySQL database of a tiled shard (see
+	// storage.Backend.Database); the shard closes it. When nil, tiled
+	// shards keep their tiles under DataDir/tiled/<shard>.
+	TiledDB func(ctx context.Context, shard string) (*sql.DB, error)
 	// RootFiles are PEM files of the roots every shard accepts: the staging
 	// roots and any --extra-roots.
 	RootFiles []string
@@ -93,7 +98,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 					return nil, err
 				}
 			}
-			tsh, err := newTiledShard(ctx, sc, opts.Config, opts.DataDir, opts.BaseURL, roots, opts.Registerer)
+			tsh, err := newTiledShard(ctx, sc, &opts, roots)
 			if err != nil {
 				s.Close()
 				return nil, err
@@ -147,7 +152,7 @@ func (s *Server) Close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		for _, t := range s.tiled {
-			if err := t.log.Close(ctx); err != nil {
+			if err := t.close(ctx); err != nil {
 				s.log.Warn("couldn't close a tiled shard", "shard", t.cfg.Name, "err", err)
 			}
 		}

@@ -5,9 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"errors"
+	"database/sql"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/google/certificate-transparency-go/loglist3"
 	"github.com/google/certificate-transparency-go/x509util"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ctstage/ctstage/ctlog/tiled"
 	"github.com/ctstage/ctstage/internal/keyfile"
@@ -29,6 +27,7 @@ type tiledShard struct {
 	logID   [sha256.Size]byte
 	origin  string
 	created time.Time
+	db      *sql.DB // the shard's MySQL database; nil on POSIX
 }
 
 // Identity files of a tiled shard, beside Tessera's under
@@ -40,11 +39,14 @@ const (
 	tiledLogIDFile  = "log_id"
 )
 
-// newTiledShard opens (or creates) a tiled shard. Like an RFC 6962 shard,
-// it is bound to its storage: a shard whose key changed, or whose tiles
-// vanished while its key remained, refuses to start rather than fork.
-func newTiledShard(ctx context.Context, s ShardOf, cfg Config, dataDir, baseURL string, roots [][]byte, reg prometheus.Registerer) (*tiledShard, error) {
-	signer, _, err := loadShardKey(dataDir, s.Name)
+// newTiledShard opens (or creates) a tiled shard: under
+// --data/tiled/<name> on the POSIX backend, or in the database that
+// opts.TiledDB gives. Like an RFC 6962 shard it is bound to its storage:
+// a shard whose key changed, or whose tiles vanished while its key and
+// its marker (--data/logs/<name>.tree) remained, refuses to start rather
+// than fork.
+func newTiledShard(ctx context.Context, s ShardOf, opts *Options, roots [][]byte) (*tiledShard, error) {
+	signer, _, err := loadShardKey(opts.DataDir, s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
 	}
@@ -56,63 +58,56 @@ func newTiledShard(ctx context.Context, s ShardOf, cfg Config, dataDir, baseURL 
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: couldn't encode public key: %w", s.Name, err)
 	}
-	logID := sha256.Sum256(pubDER)
-	dir := filepath.Join(dataDir, "tiled", s.Name)
-	origin, err := tiledIdentity(dir, logID, strings.TrimPrefix(strings.TrimPrefix(strings.TrimRight(baseURL, "/"), "http://"), "https://")+"/"+s.Name)
-	if err != nil {
+	marker := markerPath(opts.DataDir, s.Name)
+	_, err = os.Stat(marker)
+	existing := err == nil
+	to := tiled.Options{
+		Origin:   strings.TrimPrefix(strings.TrimPrefix(strings.TrimRight(opts.BaseURL, "/"), "http://"), "https://") + "/" + s.Name,
+		Dir:      filepath.Join(opts.DataDir, "tiled", s.Name),
+		Existing: existing,
+		Key:      key, Roots: roots,
+		NotAfterStart: s.NotAfterStart, NotAfterLimit: s.NotAfterLimit, MaxBodyBytes: opts.Config.MaxBodyBytes,
+		Logger: opts.Logger, Name: s.Name, Registerer: opts.Registerer,
+	}
+	sh := &tiledShard{cfg: s, pubDER: pubDER, logID: sha256.Sum256(pubDER)}
+	if opts.TiledDB != nil {
+		if sh.db, err = opts.TiledDB(ctx, s.Name); err != nil {
+			return nil, fmt.Errorf("shard %s: %w", s.Name, err)
+		}
+		to.DB = sh.db
+	}
+	if sh.log, err = tiled.New(ctx, to); err != nil {
+		sh.closeDB()
 		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
 	}
-	l, err := tiled.New(ctx, tiled.Options{
-		Origin: origin, Dir: dir, Key: key, Roots: roots,
-		NotAfterStart: s.NotAfterStart, NotAfterLimit: s.NotAfterLimit, MaxBodyBytes: cfg.MaxBodyBytes,
-		Name: s.Name, Registerer: reg,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
+	sh.origin = sh.log.Origin()
+	if !existing {
+		if err := keyfile.WriteFileAtomic(marker, []byte("tiled "+sh.origin+"\n"), 0o600); err != nil {
+			sh.close(ctx)
+			return nil, fmt.Errorf("shard %s: %w", s.Name, err)
+		}
 	}
 	// The log list's state timestamp: when the shard was made.
-	fi, err := os.Stat(filepath.Join(dir, tiledLogIDFile))
+	fi, err := os.Stat(marker)
 	if err != nil {
-		l.Close(ctx)
+		sh.close(ctx)
 		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
 	}
-	return &tiledShard{cfg: s, log: l, pubDER: pubDER, logID: logID, origin: origin, created: fi.ModTime().UTC().Truncate(time.Second)}, nil
+	sh.created = fi.ModTime().UTC().Truncate(time.Second)
+	return sh, nil
 }
 
-// tiledIdentity checks (or, for a new shard, writes) the shard's log ID
-// and origin, and returns the origin.
-func tiledIdentity(dir string, logID [32]byte, newOrigin string) (string, error) {
-	idPath, originPath := filepath.Join(dir, tiledLogIDFile), filepath.Join(dir, tiledOriginFile)
-	have, err := os.ReadFile(idPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if _, err := os.Stat(filepath.Join(dir, "checkpoint")); err == nil {
-			return "", fmt.Errorf("%s holds tiles but no %s: refusing to reuse tiles whose key is unknown", dir, tiledLogIDFile)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", err
-		}
-		if err := keyfile.WriteFileAtomic(originPath, []byte(newOrigin+"\n"), 0o644); err != nil {
-			return "", err
-		}
-		if err := keyfile.WriteFileAtomic(idPath, []byte(fmt.Sprintf("%x\n", logID)), 0o644); err != nil {
-			return "", err
-		}
-		return newOrigin, nil
-	case err != nil:
-		return "", err
+// close stops the shard's log, then closes its database.
+func (sh *tiledShard) close(ctx context.Context) error {
+	err := sh.log.Close(ctx)
+	sh.closeDB()
+	return err
+}
+
+func (sh *tiledShard) closeDB() {
+	if sh.db != nil {
+		sh.db.Close()
 	}
-	if strings.TrimSpace(string(have)) != fmt.Sprintf("%x", logID) {
-		return "", fmt.Errorf("the tiles in %s were made with another key (log ID %s); refusing to fork the log", dir, strings.TrimSpace(string(have)))
-	}
-	if _, err := os.Stat(filepath.Join(dir, "checkpoint")); err != nil {
-		return "", fmt.Errorf("the tiles of %s vanished (no checkpoint) while its key remained; refusing to start a new tree under the same key", dir)
-	}
-	b, err := os.ReadFile(originPath)
-	if err != nil {
-		return "", fmt.Errorf("couldn't read the shard's origin: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // rootsDER reads the accepted roots of PEM files.

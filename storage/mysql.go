@@ -92,8 +92,53 @@ func openMySQL(ctx context.Context, spec, dataDir string, mf monitoring.MetricFa
 		Admin: CacheTrees(tmysql.NewAdminStorage(db), treeCacheTTL),
 		DB:    db,
 		Dir:   dataDir,
+		dsn:   dsn,
 		close: db.Close,
 	}, nil
+}
+
+// DatabaseSuffix joins the DSN's database name and a shard's name into the
+// name of the shard's own database: "<db>_tiled_<shard>", '-' read as '_'.
+const DatabaseSuffix = "_tiled_"
+
+// TiledPoolSize is the size of each tiled shard's pool: Tessera's MySQL
+// backend sequences in one transaction at a time, and the read path and
+// the antispam index need a few more.
+const TiledPoolSize = 8
+
+// Database opens the MySQL database of a tiled shard, named
+// "<db>_tiled_<shard>" after the DSN's database <db>, creating it when it
+// is missing. It is on the same server, with the same user and settings,
+// in a pool of TiledPoolSize of its own; the caller closes it. On SQLite
+// it is an error: tiled shards keep files under the data directory there.
+func (b *Backend) Database(ctx context.Context, shard string) (*sql.DB, error) {
+	if b.Kind != "mysql" {
+		return nil, fmt.Errorf("storage %s has no databases of its own for tiled shards", b.Kind)
+	}
+	cfg, err := gomysql.ParseDSN(b.dsn)
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.DBName + DatabaseSuffix + strings.ReplaceAll(shard, "-", "_")
+	if len(name) > 64 {
+		return nil, fmt.Errorf("the database name %s is longer than MySQL's 64 characters; use a shorter database name in --storage", name)
+	}
+	if _, err := b.DB.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+name+"`"); err != nil {
+		return nil, fmt.Errorf("couldn't create database %s (the user needs CREATE on it): %w", name, err)
+	}
+	cfg.DBName = name
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(TiledPoolSize)
+	db.SetMaxIdleConns(TiledPoolSize)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't connect to database %s: %w", name, err)
+	}
+	return db, nil
 }
 
 // ensureMySQLSchema creates Trillian's tables when the Trees table is missing.

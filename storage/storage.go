@@ -49,6 +49,7 @@ type Backend struct {
 	// Dir is the data directory, where the SQLite files live.
 	Dir string
 
+	dsn   string // the MySQL DSN (Kind "mysql")
 	close func() error
 }
 

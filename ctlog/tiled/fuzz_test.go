@@ -24,7 +24,7 @@ func FuzzTiledAdd(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tl := start(f, f.TempDir(), key, ca)
+	tl := start(f, backend{dir: f.TempDir()}, key, ca)
 	notAfter := time.Now().AddDate(0, 0, 90)
 	cert, _ := ca.Leaf("fuzz.example.com", notAfter, false)
 	pre, _ := ca.Leaf("fuzz-pre.example.com", notAfter, true)

@@ -7,9 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -103,6 +102,9 @@ func (l *Log) serveRoots(w http.ResponseWriter, _ *http.Request) {
 
 func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	cp, err := l.reader.ReadCheckpoint(r.Context())
+	if err == nil {
+		_, err = l.notePublished(cp)
+	}
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "Service Unavailable\nno checkpoint yet", http.StatusServiceUnavailable)
@@ -126,37 +128,54 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := strconv.ParseUint(strings.ReplaceAll(m[2], "x", ""), 10, 64)
-	level := uint64(0)
+	level := dataLevel
 	if m[1] != "data" {
 		level, _ = strconv.ParseUint(m[1], 10, 8)
 	}
-	width := uint64(256)
+	width := uint64(entriesPerTile)
 	if m[3] != "" {
 		width, _ = strconv.ParseUint(m[3], 10, 16)
 	}
-	if err != nil || width > 255 && m[3] != "" {
+	if err != nil || width >= entriesPerTile && m[3] != "" {
 		http.Error(w, "Not Found\nnot a tile path", http.StatusNotFound)
 		return
 	}
 	// Never a tile wider than the published checkpoint: a partial tile
 	// the checkpoint does not require is not served, even if written.
-	cp, err := l.reader.ReadCheckpoint(r.Context())
-	size, err2 := checkpointSize(cp, l.opts.Origin)
-	if err != nil || err2 != nil || !covered(size, level, n, width) {
+	lv := level
+	if level == dataLevel {
+		lv = 0
+	}
+	need, ok := tileNeeds(lv, n, width)
+	if !ok {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
 	}
-	l.serveFile(w, r, p, "application/octet-stream", m[1] == "data")
+	if size, err := l.publishedSize(r.Context(), need); err != nil || size < need {
+		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
+		return
+	}
+	b, err := l.readTile(r.Context(), level, n, width)
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		l.opts.Logger.Error("couldn't read a tile", "origin", l.opts.Origin, "path", p, "err", err)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	serveImmutable(w, r, b, "application/octet-stream", level == dataLevel)
 }
 
-// covered reports whether a tree of size holds tile n of level with that
-// width entirely.
-func covered(size, level, n, width uint64) bool {
+// tileNeeds is the tree size that holds tile n of level with that width
+// entirely; false when no tree of 2^40 entries or fewer does.
+func tileNeeds(level, n, width uint64) (uint64, bool) {
 	span := uint64(1) << (8 * level) // leaves per tile entry
-	if level > 5 || n > (1<<40)/span {
-		return false
+	if level > 5 || n > (1<<40)/span/entriesPerTile {
+		return 0, false
 	}
-	return (n*256+width)*span <= size
+	return (n*entriesPerTile + width) * span, true
 }
 
 func (l *Log) serveIssuer(w http.ResponseWriter, r *http.Request) {
@@ -165,22 +184,23 @@ func (l *Log) serveIssuer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found\nan issuer is named by its lower-case hex SHA-256", http.StatusNotFound)
 		return
 	}
-	l.serveFile(w, r, "issuer/"+fp, "application/pkix-cert", false)
-}
-
-// serveFile serves an immutable file of Dir, gzip-compressed when
-// compress is set and the client accepts gzip (data tiles, which the spec
-// says SHOULD be compressed).
-func (l *Log) serveFile(w http.ResponseWriter, r *http.Request, rel, ctype string, compress bool) {
-	b, err := os.ReadFile(filepath.Join(l.opts.Dir, filepath.FromSlash(rel)))
-	if errors.Is(err, os.ErrNotExist) {
+	b, err := l.store.issuer(r.Context(), fp)
+	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
 	if err != nil {
+		l.opts.Logger.Error("couldn't read an issuer", "origin", l.opts.Origin, "issuer", fp, "err", err)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return
 	}
+	serveImmutable(w, r, b, "application/pkix-cert", false)
+}
+
+// serveImmutable serves an immutable resource, gzip-compressed when
+// compress is set and the client accepts gzip (data tiles, which the spec
+// says SHOULD be compressed).
+func serveImmutable(w http.ResponseWriter, r *http.Request, b []byte, ctype string, compress bool) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	if compress && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
@@ -204,40 +224,41 @@ func checkpointSize(cp []byte, origin string) (uint64, error) {
 	return size, err
 }
 
-// bundleTimestamps reads the timestamp of every TileLeaf of a data tile
-// (c2sp.org/static-ct-api, "Log entries").
-func bundleTimestamps(bundle []byte) ([]uint64, error) {
-	var out []uint64
+// bundleEntries reads the timestamp and the end offset of every
+// TileLeaf of a data tile (c2sp.org/static-ct-api, "Log entries").
+func bundleEntries(bundle []byte) (timestamps []uint64, ends []int, err error) {
 	s := cryptobyte.String(bundle)
+	truncated := errors.New("tiled: truncated data tile")
 	for !s.Empty() {
 		var ts uint64
 		var typ uint16
 		var skip cryptobyte.String
 		if !s.ReadUint64(&ts) || !s.ReadUint16(&typ) {
-			return nil, errors.New("tiled: truncated data tile")
+			return nil, nil, truncated
 		}
 		switch typ {
 		case 0: // x509_entry: the certificate
 			if !s.ReadUint24LengthPrefixed(&skip) {
-				return nil, errors.New("tiled: truncated data tile")
+				return nil, nil, truncated
 			}
 		case 1: // precert_entry: issuer key hash, TBS
 			if !s.Skip(32) || !s.ReadUint24LengthPrefixed(&skip) {
-				return nil, errors.New("tiled: truncated data tile")
+				return nil, nil, truncated
 			}
 		default:
-			return nil, fmt.Errorf("tiled: entry type %d in a data tile", typ)
+			return nil, nil, fmt.Errorf("tiled: entry type %d in a data tile", typ)
 		}
 		if !s.ReadUint16LengthPrefixed(&skip) { // extensions
-			return nil, errors.New("tiled: truncated data tile")
+			return nil, nil, truncated
 		}
 		if typ == 1 && !s.ReadUint24LengthPrefixed(&skip) { // pre_certificate
-			return nil, errors.New("tiled: truncated data tile")
+			return nil, nil, truncated
 		}
 		if !s.ReadUint16LengthPrefixed(&skip) { // certificate_chain
-			return nil, errors.New("tiled: truncated data tile")
+			return nil, nil, truncated
 		}
-		out = append(out, ts)
+		timestamps = append(timestamps, ts)
+		ends = append(ends, len(bundle)-len(s))
 	}
-	return out, nil
+	return timestamps, ends, nil
 }

@@ -1,12 +1,14 @@
 // Package tiled is a Static CT API log (c2sp.org/static-ct-api v1.1.0) on
-// Tessera's POSIX backend: RFC 6962 add-chain and add-pre-chain whose SCTs
-// carry the leaf_index extension and are returned only once a published
-// checkpoint covers the entry, and the read path (checkpoint, tiles, data
-// tiles, issuers) served from the files Tessera writes.
+// Tessera: RFC 6962 add-chain and add-pre-chain whose SCTs carry the
+// leaf_index extension and are returned only once a published checkpoint
+// covers the entry, and the read path (checkpoint, tiles, data tiles,
+// issuers) served through Tessera's log reader.
 //
-// This is the first part of the tiled-logs work (docs/design.md): one log,
-// tested with Sunlight's client. It is not yet in the default topology,
-// the log list or the CA's submissions, and has no MySQL backend.
+// A log lives on Tessera's POSIX backend in a directory, or on its MySQL
+// backend in a database of its own. Beside Tessera's data each keeps the
+// log's identity (origin and log ID, which bind the tiles to the key), the
+// issuers, and a persistent antispam index (antispam.go) so that a
+// duplicate gets its original SCT across restarts.
 package tiled
 
 import (
@@ -14,12 +16,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	ct "github.com/google/certificate-transparency-go"
@@ -27,22 +30,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/ctonly"
-	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/crypto/cryptobyte"
-
-	"github.com/ctstage/ctstage/internal/keyfile"
 )
 
 // Options configure a Log.
 type Options struct {
 	// Origin is the submission prefix without scheme or trailing slash,
-	// e.g. "127.0.0.1:6962/tiled/testflume2027h1": the checkpoint's first
-	// line and its signature's key name.
+	// e.g. "127.0.0.1:6962/testflumetiles2027h1": the checkpoint's first
+	// line and its signature's key name. It is recorded when the log is
+	// created; a log opened again keeps the origin it was created with
+	// (see Log.Origin).
 	Origin string
-	// Dir holds the tiles, the checkpoint and the issuers (Tessera's
-	// POSIX layout, which is the monitoring URL layout), and Tessera's
-	// own state under .state, which is never served.
+	// Dir holds the log on Tessera's POSIX backend: the tiles, the
+	// checkpoint and the issuers (the monitoring URL layout), and beside
+	// them the identity files, the antispam index (.antispam.db) and
+	// Tessera's own state (.state), which are never served. Unused when
+	// DB is set.
 	Dir string
+	// DB, when set, is a MySQL database of the log's own that holds it on
+	// Tessera's MySQL backend, with the identity, issuers and antispam
+	// index in tables beside Tessera's. The caller closes it after Close.
+	DB *sql.DB
+	// Existing says the caller knows this log was created before: a
+	// storage with no log in it is then an error (the storage was reset
+	// or changed), not a new log.
+	Existing bool
 	// Key is the log's ECDSA P-256 key.
 	Key *ecdsa.PrivateKey
 	// Roots are the accepted roots, DER.
@@ -62,10 +74,18 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// Checkpoint intervals: how often a new checkpoint is published, which
+// bounds the SCT latency. Tessera's MySQL backend refuses less than 1s.
+const (
+	posixCheckpointInterval = 100 * time.Millisecond
+	mysqlCheckpointInterval = time.Second
+)
+
 // Log is one running tiled log.
 type Log struct {
 	opts     Options
 	logID    [32]byte
+	store    store
 	chains   *chainVerifier
 	add      func(context.Context, *ctonly.Entry) tessera.IndexFuture
 	reader   tessera.LogReader
@@ -73,10 +93,15 @@ type Log struct {
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
 	metrics  *metrics
+	// published caches the size of the newest checkpoint read, which only
+	// grows: a tile within it needs no new read.
+	published atomic.Uint64
 }
 
-// New opens (or creates) the log in opts.Dir and starts its sequencer.
-func New(ctx context.Context, opts Options) (*Log, error) {
+// New opens (or creates) the log in opts.Dir or opts.DB and starts its
+// sequencer. A log is bound to its storage: one whose tiles were made with
+// another key, or whose tiles vanished, is refused rather than forked.
+func New(ctx context.Context, opts Options) (l *Log, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -90,36 +115,61 @@ func New(ctx context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't encode the log's public key: %w", err)
 	}
+	logID := sha256.Sum256(spki)
 	chains, err := newChainVerifier(opts.Roots)
 	if err != nil {
+		return nil, err
+	}
+	var st store
+	interval := posixCheckpointInterval
+	if opts.DB != nil {
+		st, err = openMySQLStore(ctx, opts.DB, &opts)
+		interval = mysqlCheckpointInterval
+	} else {
+		st, err = openDirStore(ctx, opts.Dir, &opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if opts.Origin, err = bindIdentity(ctx, st, opts.Origin, logID, opts.Existing); err != nil {
 		return nil, err
 	}
 	signer, err := newCheckpointSigner(opts.Origin, opts.Key, opts.Now)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(opts.Dir, "issuer"), 0o755); err != nil {
-		return nil, fmt.Errorf("couldn't create the log's directory: %w", err)
-	}
 	// The background tasks of the appender live until Close.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	driver, err := posix.New(bg, posix.Config{Path: opts.Dir})
+	driver, err := st.driver(bg)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("couldn't open the tiles in %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("couldn't open Tessera's storage: %w", err)
 	}
+	as := st.antispam()
 	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithCTLayout().
 		WithBatching(256, 50*time.Millisecond).
-		WithCheckpointInterval(100*time.Millisecond).
-		WithAntispam(1<<16, nil))
+		WithCheckpointInterval(interval).
+		WithAntispam(1<<16, as))
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("couldn't start Tessera on %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("couldn't start Tessera: %w", err)
 	}
-	l := &Log{
-		opts: opts, logID: sha256.Sum256(spki), chains: chains,
+	// Index what the last run integrated before taking submissions, so
+	// that a duplicate of it gets its original SCT.
+	if _, err := as.f.catchUp(ctx, reader); err != nil {
+		shutdown(ctx)
+		cancel()
+		return nil, fmt.Errorf("couldn't bring the antispam index up to date: %w", err)
+	}
+	l = &Log{
+		opts: opts, logID: logID, store: st, chains: chains,
 		add: tessera.NewCertificateTransparencyAppender(appender), reader: reader,
 		awaiter:  tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, 10*time.Millisecond),
 		shutdown: shutdown, cancel: cancel,
@@ -131,6 +181,29 @@ func New(ctx context.Context, opts Options) (*Log, error) {
 	}
 	return l, nil
 }
+
+// bindIdentity checks the log ID stored with the log against logID, and
+// returns the stored origin; for a new log it records newOrigin.
+func bindIdentity(ctx context.Context, st store, newOrigin string, logID [32]byte, existing bool) (string, error) {
+	origin, id, err := st.identity(ctx)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && existing:
+		return "", errors.New("this log was created before, but its storage holds no log (was the storage reset or changed?); refusing to start a new tree under the same key")
+	case errors.Is(err, fs.ErrNotExist):
+		return newOrigin, st.create(ctx, newOrigin, logID)
+	case err != nil:
+		return "", err
+	case id != fmt.Sprintf("%x", logID):
+		return "", fmt.Errorf("the log's tiles were made with another key (log ID %s); refusing to fork the log", id)
+	}
+	if why := st.vanished(ctx); why != "" {
+		return "", errors.New(why + " while its key remained; refusing to start a new tree under the same key")
+	}
+	return origin, nil
+}
+
+// Origin is the log's origin, fixed when it was created.
+func (l *Log) Origin() string { return l.opts.Origin }
 
 // Ready reports whether the log has a published checkpoint to serve.
 func (l *Log) Ready(ctx context.Context) error {
@@ -147,7 +220,7 @@ func (l *Log) LogID() [32]byte { return l.logID }
 func (l *Log) Close(ctx context.Context) error {
 	err := l.shutdown(ctx)
 	l.cancel()
-	return err
+	return errors.Join(err, l.store.close())
 }
 
 // ErrBadSubmission wraps every refusal of a submission that is the
@@ -163,8 +236,8 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 		return nil, fmt.Errorf("%w: %v", ErrBadSubmission, err)
 	}
 	for _, iss := range v.issuers {
-		if err := l.storeIssuer(iss); err != nil {
-			return nil, err
+		if err := l.store.putIssuer(ctx, iss); err != nil {
+			return nil, fmt.Errorf("couldn't store an issuer: %w", err)
 		}
 	}
 	start := time.Now()
@@ -222,45 +295,91 @@ func leafIndexExtension(idx uint64) ct.CTExtensions {
 	return out
 }
 
-// storeIssuer writes an issuer at issuer/<hex sha256> before the entry
-// that refers to it is sequenced.
-func (l *Log) storeIssuer(der []byte) error {
-	path := filepath.Join(l.opts.Dir, "issuer", fmt.Sprintf("%x", sha256.Sum256(der)))
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	if err := keyfile.WriteFileAtomic(path, der, 0o644); err != nil {
-		return fmt.Errorf("couldn't store an issuer: %w", err)
-	}
-	return nil
-}
-
 // timestampAt reads the timestamp of entry idx from its data tile.
 func (l *Log) timestampAt(ctx context.Context, idx uint64) (uint64, error) {
+	size, err := l.publishedSize(ctx, idx+1)
+	if err != nil {
+		return 0, err
+	}
+	if idx >= size {
+		return 0, fmt.Errorf("entry %d is beyond the published tree of size %d", idx, size)
+	}
+	w := uint64(entriesPerTile)
+	if idx/entriesPerTile == size/entriesPerTile {
+		w = size % entriesPerTile
+	}
+	bundle, err := l.readTile(ctx, dataLevel, idx/entriesPerTile, w)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't read the data tile of entry %d: %w", idx, err)
+	}
+	ts, _, err := bundleEntries(bundle)
+	if err != nil {
+		return 0, err
+	}
+	return ts[idx%entriesPerTile], nil
+}
+
+// publishedSize is the size of the published checkpoint, read again only
+// when the size known is below need.
+func (l *Log) publishedSize(ctx context.Context, need uint64) (uint64, error) {
+	if n := l.published.Load(); n >= need {
+		return n, nil
+	}
 	cp, err := l.reader.ReadCheckpoint(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read the checkpoint: %w", err)
 	}
+	return l.notePublished(cp)
+}
+
+// notePublished records the size of a checkpoint just read.
+func (l *Log) notePublished(cp []byte) (uint64, error) {
 	size, err := checkpointSize(cp, l.opts.Origin)
 	if err != nil {
 		return 0, err
 	}
-	w := uint8(0)
-	if idx/256 == size/256 {
-		w = uint8(size % 256)
+	for {
+		old := l.published.Load()
+		if size <= old || l.published.CompareAndSwap(old, size) {
+			return size, nil
+		}
 	}
-	bundle, err := l.reader.ReadEntryBundle(ctx, idx/256, w)
+}
+
+// dataLevel stands for the data tiles in readTile.
+const dataLevel = ^uint64(0)
+
+// readTile reads tile n of level (or the data tile, for dataLevel) with
+// exactly width entries. Tessera's backends may hand back a wider tile
+// than asked for (its MySQL backend keeps one row per tile, which grows);
+// the spec's tile of width W holds exactly W entries, so it is cut.
+func (l *Log) readTile(ctx context.Context, level, n, width uint64) ([]byte, error) {
+	p := uint8(0)
+	if width < entriesPerTile {
+		p = uint8(width)
+	}
+	if level == dataLevel {
+		b, err := l.reader.ReadEntryBundle(ctx, n, p)
+		if err != nil {
+			return nil, err
+		}
+		_, ends, err := bundleEntries(b)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(len(ends)) < width {
+			return nil, fmt.Errorf("data tile %d holds %d entries, want %d", n, len(ends), width)
+		}
+		return b[:ends[width-1]], nil
+	}
+	b, err := l.reader.ReadTile(ctx, level, n, p)
 	if err != nil {
-		return 0, fmt.Errorf("couldn't read the data tile of entry %d: %w", idx, err)
+		return nil, err
 	}
-	ts, err := bundleTimestamps(bundle)
-	if err != nil {
-		return 0, err
+	if uint64(len(b)) < width*sha256.Size {
+		return nil, fmt.Errorf("tile %d/%d holds %d bytes, want %d", level, n, len(b), width*sha256.Size)
 	}
-	if int(idx%256) >= len(ts) {
-		return 0, fmt.Errorf("data tile of entry %d holds %d entries", idx, len(ts))
-	}
-	return ts[idx%256], nil
+	return b[:width*sha256.Size], nil
 }
 
 // addChainResponse is RFC 6962 section 4.1's answer.

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -27,7 +28,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ctstage/ctstage/ctlog/tiled"
+	"github.com/ctstage/ctstage/internal/mysqldb"
 	"github.com/ctstage/ctstage/internal/testsupport/testca"
+	"github.com/ctstage/ctstage/internal/testsupport/testenv"
+	"github.com/ctstage/ctstage/storage"
 )
 
 // testLog is a tiled log behind a real HTTP server at /tiled/test/.
@@ -37,17 +41,45 @@ type testLog struct {
 	srv    *httptest.Server
 	ca     *testca.CA
 	key    *ecdsa.PrivateKey
-	dir    string
+	where  backend
 	prefix string // submission and monitoring prefix, with the trailing slash
 }
 
-func start(t testing.TB, dir string, key *ecdsa.PrivateKey, ca *testca.CA) *testLog {
+// backend is where a test log lives: a directory (POSIX), or a MySQL
+// database.
+type backend struct {
+	dir string
+	db  *sql.DB
+}
+
+// backends are the two storages a tiled log runs on; the MySQL one skips
+// loudly without a server, and fails under CI=true.
+var backends = []struct {
+	name string
+	new  func(t *testing.T) backend
+}{
+	{"posix", func(t *testing.T) backend { return backend{dir: t.TempDir()} }},
+	{"mysql", func(t *testing.T) backend {
+		dsn, err := storage.MySQLDSN(testenv.MySQL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := mysqldb.Open(dsn, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return backend{db: db}
+	}},
+}
+
+func start(t testing.TB, where backend, key *ecdsa.PrivateKey, ca *testca.CA) *testLog {
 	t.Helper()
-	tl := &testLog{ca: ca, key: key, dir: dir, reg: prometheus.NewRegistry()}
+	tl := &testLog{ca: ca, key: key, where: where, reg: prometheus.NewRegistry()}
 	tl.srv = httptest.NewUnstartedServer(nil)
 	host := tl.srv.Listener.Addr().String()
 	l, err := tiled.New(t.Context(), tiled.Options{
-		Origin: host + "/tiled/test", Dir: dir, Key: key, Roots: [][]byte{ca.Root.Raw},
+		Origin: host + "/tiled/test", Dir: where.dir, DB: where.db, Key: key, Roots: [][]byte{ca.Root.Raw},
 		Logger: slog.New(slog.DiscardHandler), Name: "test", Registerer: tl.reg,
 	})
 	if err != nil {
@@ -129,8 +161,14 @@ func leafIndex(t *testing.T, sct *ct.SignedCertificateTimestamp) uint64 {
 // ct-go's client (which verifies each SCT), follows the log with
 // Sunlight's client (checkpoint signature, every entry, and the SCTs'
 // inclusion from tiles), and checks duplicates, refusals, the tile
-// bound, and a restart.
+// bound, and a restart, on the POSIX and the MySQL backend.
 func TestTiledLog(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { testTiledLog(t, b.new(t)) })
+	}
+}
+
+func testTiledLog(t *testing.T, where backend) {
 	ca, err := testca.New("tiled test")
 	if err != nil {
 		t.Fatal(err)
@@ -139,8 +177,7 @@ func TestTiledLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	tl := start(t, dir, key, ca)
+	tl := start(t, where, key, ca)
 	c := tl.ctClient(t)
 	ctx := t.Context()
 	notAfter := time.Now().AddDate(0, 0, 90)
@@ -308,12 +345,62 @@ func TestTiledLog(t *testing.T) {
 
 	// A restart keeps the tree; the new checkpoint is the old one's size.
 	tl.stop(t)
-	tl = start(t, dir, key, ca)
+	tl = start(t, where, key, ca)
 	sc = tl.sunlight(t)
 	after, _, err := sc.Checkpoint(ctx)
 	if err != nil || after.N != checkpoint.N || after.Hash != checkpoint.Hash {
 		t.Errorf("after a restart: checkpoint %+v, %v; want %+v", after, err, checkpoint)
 	}
+	// The antispam index survived it: every duplicate gets its original
+	// SCT, and the tree does not grow.
+	c = tl.ctClient(t)
+	for i, s := range subs {
+		add := c.AddChain
+		if s.precert {
+			add = c.AddPreChain
+		}
+		dup, err := add(ctx, asn1(s.chain))
+		if err != nil {
+			t.Fatalf("duplicate %d after a restart: %v", i, err)
+		}
+		if dup.Timestamp != s.sct.Timestamp || leafIndex(t, dup) != uint64(i) {
+			t.Errorf("duplicate %d after a restart: timestamp %d index %d, want %d and %d", i, dup.Timestamp, leafIndex(t, dup), s.sct.Timestamp, i)
+		}
+	}
+	if got := gather(t, tl.reg, `ctstage_tiled_checkpoint_size{shard="test"}`); got != float64(len(subs)) {
+		t.Errorf("after duplicates, checkpoint size %v, want %d", got, len(subs))
+	}
+
+	// Partial tiles are cut to the width asked: each width up to the tree
+	// size serves exactly that many hashes, and a data tile of one entry
+	// more than the one before.
+	var prev []byte
+	for w := 1; w <= len(subs); w++ {
+		b := get(t, tl.prefix+fmt.Sprintf("tile/0/000.p/%d", w))
+		if len(b) != 32*w {
+			t.Errorf("tile/0/000.p/%d: %d bytes, want %d", w, len(b), 32*w)
+		}
+		d := get(t, tl.prefix+fmt.Sprintf("tile/data/000.p/%d", w))
+		if len(d) <= len(prev) || !bytes.HasPrefix(d, prev) {
+			t.Errorf("tile/data/000.p/%d (%d bytes) does not extend the tile of width %d (%d bytes)", w, len(d), w-1, len(prev))
+		}
+		prev = d
+	}
+}
+
+// get fetches a URL that must answer 200.
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	rsp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	b, _ := io.ReadAll(rsp.Body)
+	if rsp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %q", url, rsp.StatusCode, b)
+	}
+	return b
 }
 
 // gather reads one sample, written as in the text exposition format.

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"os"
@@ -88,7 +89,12 @@ func (st *Stage) startLogs(ctx context.Context) error {
 	}
 	st.LogURL = "http://" + lis.Addr().String()
 	b := st.store.backend
+	var tiledDB func(context.Context, string) (*sql.DB, error)
+	if b.Kind == "mysql" {
+		tiledDB = b.Database
+	}
 	st.Logs, err = ctlog.New(ctx, ctlog.Options{
+		TiledDB:      tiledDB,
 		DataDir:      st.opts.DataDir,
 		Config:       st.cfg.Logs,
 		LogStorage:   b.Log,

@@ -37,7 +37,8 @@ func Unavailable(t testing.TB, format string, args ...any) {
 }
 
 // MySQL creates a fresh, empty database for the test and returns a
-// --storage spec for it ("mysql://USER:PASS@HOST:PORT/DB"). The database is
+// --storage spec for it ("mysql://USER:PASS@HOST:PORT/DB"). The database,
+// and the tiled shards' databases named after it (DB_tiled_*), are
 // dropped when the test ends.
 func MySQL(t testing.TB) string {
 	t.Helper()
@@ -62,8 +63,23 @@ func MySQL(t testing.TB) string {
 		t.Fatalf("couldn't create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		defer db.Close()
 		db.Exec("DROP DATABASE " + name)
-		db.Close()
+		rows, err := db.Query("SHOW DATABASES LIKE '" + name + `\_tiled\_%'`)
+		if err != nil {
+			return
+		}
+		var derived []string
+		for rows.Next() {
+			var d string
+			if rows.Scan(&d) == nil {
+				derived = append(derived, d)
+			}
+		}
+		rows.Close()
+		for _, d := range derived {
+			db.Exec("DROP DATABASE `" + d + "`")
+		}
 	})
 	return "mysql://" + server + "/" + name
 }

@@ -1,0 +1,212 @@
+package tiled
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+)
+
+// antispam is a persistent tessera.Antispam on a SQL database (SQLite
+// beside the POSIX tiles, or the shard's MySQL database): a table from
+// each entry's identity hash to the index it was first given, filled by a
+// follower that reads the integrated entry bundles. With it a duplicate
+// submitted after a restart gets its original index, and so its original
+// SCT; Tessera's in-memory dedup, in front of it, answers duplicates of
+// entries the follower has not read yet.
+//
+// Tessera's own persistent antispam for POSIX is on BadgerDB; this one
+// keeps ctstage on the databases it already has, and is the same code on
+// both backends.
+type antispam struct {
+	db           *sql.DB
+	insertIgnore string // "INSERT OR IGNORE" (SQLite) or "INSERT IGNORE" (MySQL)
+	log          *slog.Logger
+	// pushback is set while the follower is more than pushbackAfter
+	// entries behind the integrated tree: adds get tessera.ErrPushback
+	// until it catches up, as Tessera's own antispam does.
+	pushback atomic.Bool
+	// mu serialises follower steps: Tessera's follower goroutine and the
+	// catch-up at start.
+	mu sync.Mutex
+	f  *follower
+}
+
+const (
+	antispamBatch   = 4096
+	pushbackAfter   = 1 << 16
+	followInterval  = 200 * time.Millisecond
+	antispamTable   = "ctstage_antispam"
+	antispamNextRow = "ctstage_antispam_next"
+)
+
+// antispamSchema is the index's tables, for SQLite and MySQL.
+func antispamSchema(mysql bool) []string {
+	if mysql {
+		return []string{
+			"CREATE TABLE IF NOT EXISTS " + antispamTable + " (hash BINARY(32) NOT NULL PRIMARY KEY, idx BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
+			"CREATE TABLE IF NOT EXISTS " + antispamNextRow + " (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, next BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
+		}
+	}
+	return []string{
+		"CREATE TABLE IF NOT EXISTS " + antispamTable + " (hash BLOB NOT NULL PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID",
+		"CREATE TABLE IF NOT EXISTS " + antispamNextRow + " (id INTEGER NOT NULL PRIMARY KEY, next INTEGER NOT NULL)",
+	}
+}
+
+func newAntispam(db *sql.DB, mysql bool, log *slog.Logger) *antispam {
+	a := &antispam{db: db, insertIgnore: "INSERT OR IGNORE", log: log}
+	if mysql {
+		a.insertIgnore = "INSERT IGNORE"
+	}
+	return a
+}
+
+// Decorator answers an entry seen before with its first index.
+func (a *antispam) Decorator() func(tessera.AddFn) tessera.AddFn {
+	return func(next tessera.AddFn) tessera.AddFn {
+		return func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
+			if a.pushback.Load() {
+				return func() (tessera.Index, error) { return tessera.Index{}, tessera.ErrPushbackAntispam }
+			}
+			var idx uint64
+			switch err := a.db.QueryRowContext(ctx, "SELECT idx FROM "+antispamTable+" WHERE hash = ?", e.Identity()).Scan(&idx); {
+			case err == nil:
+				return func() (tessera.Index, error) { return tessera.Index{Index: idx, IsDup: true}, nil }
+			case !errors.Is(err, sql.ErrNoRows):
+				return func() (tessera.Index, error) {
+					return tessera.Index{}, fmt.Errorf("couldn't read the antispam index: %w", err)
+				}
+			}
+			return next(ctx, e)
+		}
+	}
+}
+
+// Follower returns the follower that fills the index; hasher turns an
+// entry bundle into its entries' identity hashes.
+func (a *antispam) Follower(hasher func([]byte) ([][]byte, error)) tessera.Follower {
+	a.f = &follower{a: a, hasher: hasher}
+	return a.f
+}
+
+type follower struct {
+	a      *antispam
+	hasher func([]byte) ([][]byte, error)
+}
+
+func (f *follower) Name() string { return "ctstage SQL antispam" }
+
+// Follow indexes the log's entries until ctx ends.
+func (f *follower) Follow(ctx context.Context, lr tessera.LogReader) {
+	t := time.NewTicker(followInterval)
+	defer t.Stop()
+	for {
+		if _, err := f.catchUp(ctx, lr); err != nil && ctx.Err() == nil {
+			f.a.log.Warn("tiled antispam follower", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// EntriesProcessed is how many entries the index covers.
+func (f *follower) EntriesProcessed(ctx context.Context) (uint64, error) {
+	var next uint64
+	err := f.a.db.QueryRowContext(ctx, "SELECT next FROM "+antispamNextRow+" WHERE id = 0").Scan(&next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return next, err
+}
+
+// catchUp indexes every integrated entry not yet indexed and returns the
+// size reached.
+func (f *follower) catchUp(ctx context.Context, lr tessera.LogReader) (uint64, error) {
+	f.a.mu.Lock()
+	defer f.a.mu.Unlock()
+	for {
+		next, err := f.EntriesProcessed(ctx)
+		if err != nil {
+			return 0, err
+		}
+		size, err := lr.IntegratedSize(ctx)
+		if errors.Is(err, fs.ErrNotExist) {
+			return next, nil // no tree yet
+		}
+		if err != nil {
+			return next, err
+		}
+		f.a.pushback.Store(size > next+pushbackAfter)
+		if next >= size {
+			return next, nil
+		}
+		if err := f.step(ctx, lr, next, min(size, next+antispamBatch)); err != nil {
+			return next, err
+		}
+	}
+}
+
+// step indexes entries [from, to) in one transaction.
+func (f *follower) step(ctx context.Context, lr tessera.LogReader, from, to uint64) error {
+	var hashes [][]byte
+	for b := from / entriesPerTile; b*entriesPerTile < to; b++ {
+		width := uint8(0)
+		if end := (b + 1) * entriesPerTile; end > to {
+			width = uint8(to - b*entriesPerTile)
+		}
+		bundle, err := lr.ReadEntryBundle(ctx, b, width)
+		if err != nil {
+			return fmt.Errorf("couldn't read entry bundle %d: %w", b, err)
+		}
+		hs, err := f.hasher(bundle)
+		if err != nil {
+			return fmt.Errorf("entry bundle %d: %w", b, err)
+		}
+		lo, hi := max(from, b*entriesPerTile)-b*entriesPerTile, min(to, (b+1)*entriesPerTile)-b*entriesPerTile
+		if uint64(len(hs)) < hi {
+			return fmt.Errorf("entry bundle %d holds %d entries, want at least %d", b, len(hs), hi)
+		}
+		hashes = append(hashes, hs[lo:hi]...)
+	}
+	tx, err := f.a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, f.a.insertIgnore+" INTO "+antispamTable+" (hash, idx) VALUES (?, ?)")
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i, h := range hashes {
+		if _, err := stmt.ExecContext(ctx, h, from+uint64(i)); err != nil {
+			return err
+		}
+	}
+	res, err := tx.ExecContext(ctx, "UPDATE "+antispamNextRow+" SET next = ? WHERE id = 0 AND next = ?", to, from)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+antispamNextRow+" (id, next) VALUES (0, ?)", to); err != nil {
+			return fmt.Errorf("the antispam index moved under this follower: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// entriesPerTile is the width of a full tile (c2sp.org/tlog-tiles).
+const entriesPerTile = 256
