@@ -87,26 +87,36 @@ const (
 	DefaultMaxGetEntries      = 1000
 )
 
-// DefaultOperators names the two operators of the default topology.
-var DefaultOperators = []struct{ Name, Log string }{
-	{Name: "ctstage Local Testflume", Log: "testflume"},
-	{Name: "ctstage Local Testtube", Log: "testtube"},
+// DefaultOperators names the two operators of the default topology and
+// their two logs: an RFC 6962 log (Log) and a Static CT API one (Tiled).
+var DefaultOperators = []struct{ Name, Log, Tiled string }{
+	{Name: "ctstage Local Testflume", Log: "testflume", Tiled: "testflumetiles"},
+	{Name: "ctstage Local Testtube", Log: "testtube", Tiled: "testtubetiles"},
 }
 
 // DefaultConfig is the topology that `ctstage serve` runs without a config
-// file: two operators, each with half-year temporal shards
-// (<log><year>h1 for NotAfter in [Jan 1, Jul 1), <log><year>h2 for
-// [Jul 1, Jan 1)) from the half-year of now to at least a year ahead.
+// file: two operators, each with an RFC 6962 log and a tiled log, both in
+// half-year temporal shards (<log><year>h1 for NotAfter in [Jan 1, Jul 1),
+// <log><year>h2 for [Jul 1, Jan 1)) from the half-year of now to at least
+// a year ahead. A certificate can so get SCTs from four logs of two
+// operators: three for lifetimes beyond 180 days, with one log down.
 func DefaultConfig(now time.Time) Config {
 	var cfg Config
 	for _, op := range DefaultOperators {
 		o := Operator{Name: op.Name}
 		for _, h := range halfYears(now) {
+			half := fmt.Sprintf("%dh%d", h.Year(), 1+int(h.Month()-1)/6)
 			o.Shards = append(o.Shards, Shard{
-				Name:          fmt.Sprintf("%s%dh%d", op.Log, h.Year(), 1+int(h.Month()-1)/6),
+				Name:          op.Log + half,
 				Description:   fmt.Sprintf("%s %s, local staging log", op.Name, h.Format("2006-01")),
 				NotAfterStart: h,
 				NotAfterLimit: h.AddDate(0, 6, 0),
+			}, Shard{
+				Name:          op.Tiled + half,
+				Description:   fmt.Sprintf("%s %s, local staging tiled log", op.Name, h.Format("2006-01")),
+				NotAfterStart: h,
+				NotAfterLimit: h.AddDate(0, 6, 0),
+				Type:          "tiled",
 			})
 		}
 		cfg.Operators = append(cfg.Operators, o)

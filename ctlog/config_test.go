@@ -29,17 +29,28 @@ func TestDefaultConfig(t *testing.T) {
 			t.Fatalf("%s: %d operators", tc.now, len(cfg.Operators))
 		}
 		for i, op := range cfg.Operators {
-			var got []string
+			var got, gotTiled []string
+			var classic []Shard
 			for j, s := range op.Shards {
-				got = append(got, strings.TrimPrefix(s.Name, DefaultOperators[i].Log))
-				if j > 0 && !s.NotAfterStart.Equal(op.Shards[j-1].NotAfterLimit) {
-					t.Errorf("%s: gap between %s and %s", tc.now, op.Shards[j-1].Name, s.Name)
+				if s.Tiled() {
+					gotTiled = append(gotTiled, strings.TrimPrefix(s.Name, DefaultOperators[i].Tiled))
+					// Each tiled shard takes the NotAfter window of the
+					// RFC 6962 shard before it.
+					if j == 0 || op.Shards[j-1].Tiled() || !s.NotAfterStart.Equal(op.Shards[j-1].NotAfterStart) || !s.NotAfterLimit.Equal(op.Shards[j-1].NotAfterLimit) {
+						t.Errorf("%s: tiled shard %s has no RFC 6962 twin", tc.now, s.Name)
+					}
+					continue
 				}
+				got = append(got, strings.TrimPrefix(s.Name, DefaultOperators[i].Log))
+				if len(classic) > 0 && !s.NotAfterStart.Equal(classic[len(classic)-1].NotAfterLimit) {
+					t.Errorf("%s: gap between %s and %s", tc.now, classic[len(classic)-1].Name, s.Name)
+				}
+				classic = append(classic, s)
 			}
-			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
-				t.Errorf("%s: shards %v, want %v", tc.now, got, tc.want)
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") || strings.Join(gotTiled, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("%s: shards %v and tiled %v, want %v", tc.now, got, gotTiled, tc.want)
 			}
-			first, last := op.Shards[0], op.Shards[len(op.Shards)-1]
+			first, last := classic[0], classic[len(classic)-1]
 			if now.Before(first.NotAfterStart) || !now.Before(first.NotAfterLimit) {
 				t.Errorf("%s: first shard %s does not hold now", tc.now, first.Name)
 			}

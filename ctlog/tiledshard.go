@@ -30,15 +30,6 @@ type tiledShard struct {
 	db      *sql.DB // the shard's MySQL database; nil on POSIX
 }
 
-// Identity files of a tiled shard, beside Tessera's under
-// --data/tiled/<name>: the origin, fixed at creation (it embeds the
-// host:port of that start), and the log ID of the key the tiles were made
-// with.
-const (
-	tiledOriginFile = "origin"
-	tiledLogIDFile  = "log_id"
-)
-
 // newTiledShard opens (or creates) a tiled shard: under
 // --data/tiled/<name> on the POSIX backend, or in the database that
 // opts.TiledDB gives. Like an RFC 6962 shard it is bound to its storage:

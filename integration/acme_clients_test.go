@@ -23,6 +23,7 @@ import (
 	cttls "github.com/google/certificate-transparency-go/tls"
 
 	"github.com/ctstage/ctstage/internal/testsupport/testenv"
+	"github.com/ctstage/ctstage/sctverify"
 )
 
 // clientStage is a `ctstage serve` binary with ACME on a free port, for the
@@ -34,6 +35,9 @@ type clientStage struct {
 	acmeURL  string // https://127.0.0.1:PORT
 	httpPort int
 	hc       *http.Client
+	// oneKind, when set, says why the certificates may carry SCTs from
+	// one kind of log only; otherwise they must have both.
+	oneKind string
 }
 
 func startClientStage(t *testing.T, extra ...string) *clientStage {
@@ -112,7 +116,7 @@ func (s *clientStage) checkEmbeddedSCTs(t *testing.T, pemChain []byte) {
 		t.Fatal(err)
 	}
 	byID := logsByID(ll)
-	operators := map[string]bool{}
+	operators, kinds := map[string]bool{}, map[bool]bool{}
 	for _, raw := range chain[0].SCTList.SCTList {
 		var sct ct.SignedCertificateTimestamp
 		if _, err := cttls.Unmarshal(raw.Val, &sct); err != nil {
@@ -130,10 +134,53 @@ func (s *clientStage) checkEmbeddedSCTs(t *testing.T, pemChain []byte) {
 			t.Errorf("VerifySCT for %s: %v", l.log.Description, err)
 		}
 		operators[l.operator] = true
+		kinds[l.tiled != nil] = true
 	}
-	if n := len(chain[0].SCTList.SCTList); n < 2 || len(operators) < 2 {
-		t.Errorf("%d embedded SCTs from %d operators, want 2 or more from 2", n, len(operators))
+	if s.oneKind != "" && len(kinds) < 2 {
+		t.Logf("SCTs from one kind of log only: %s", s.oneKind)
+		kinds[true], kinds[false] = true, true
 	}
+	if n := len(chain[0].SCTList.SCTList); n < 2 || len(operators) < 2 || len(kinds) < 2 {
+		t.Errorf("%d embedded SCTs from %d operators and %d kinds of log, want 2 or more from 2 and 2 (RFC 6962 and tiled)", n, len(operators), len(kinds))
+	}
+}
+
+// verifyIncluded runs `ctstage verify --json` on the certificate against
+// the server's log list until the report is OK and every SCT's entry is
+// proven included (the logs integrate within about a second; "pending"
+// alone would pass verify). With the default topology the SCTs must come
+// from both kinds of log, so that this proves inclusion from RFC 6962
+// proofs and from tiles.
+func (s *clientStage) verifyIncluded(t *testing.T, pemChain []byte) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "chain.pem")
+	if err := os.WriteFile(file, pemChain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	byID := logsByID(fetchLogList(t, "http://"+s.addr))
+	var out []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		var err error
+		out, err = exec.Command(ctstageBinary(t), "verify", "--json", "--log-list", "http://"+s.addr+"/log.v3.json", file).Output()
+		var r sctverify.Report
+		if err != nil || json.Unmarshal(out, &r) != nil || !r.OK || len(r.SCTs) < 2 {
+			continue
+		}
+		included, kinds := 0, map[bool]bool{}
+		for _, sct := range r.SCTs {
+			if sct.Inclusion != nil && sct.Inclusion.Status == sctverify.InclusionIncluded {
+				included++
+			}
+			kinds[byID[[32]byte(sct.LogID)].tiled != nil] = true
+		}
+		if included == len(r.SCTs) {
+			if len(kinds) != 2 && s.oneKind == "" {
+				t.Errorf("ctstage verify: SCTs from one kind of log only, want RFC 6962 and tiled\n%s", out)
+			}
+			return
+		}
+	}
+	t.Errorf("ctstage verify: not every SCT's entry included after 30 s\n%s\n--- ctstage serve:\n%s", out, tail(s.logs(), 4000))
 }
 
 // ariRevoked asks the server's ARI endpoint about the leaf of pemChain and
@@ -160,7 +207,8 @@ func (s *clientStage) ariRevoked(t *testing.T, pemChain []byte) bool {
 
 // TestACMECertbot runs Debian's certbot (2.1.0) against the binary: a new
 // account, a certificate through http-01 standalone with embedded SCTs that
-// verify against the log list, a forced renewal from certbot's stored
+// verify against the log list (from both kinds of log, and proven
+// included by `ctstage verify`), a forced renewal from certbot's stored
 // configuration, and revocation (keyCompromise) that the server records.
 func TestACMECertbot(t *testing.T) {
 	certbot := lookClient(t, "certbot")
@@ -180,6 +228,7 @@ func TestACMECertbot(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.checkEmbeddedSCTs(t, full)
+	s.verifyIncluded(t, full)
 	if s.ariRevoked(t, full) {
 		t.Errorf("ARI suggests renewing a fresh certificate at once")
 	}

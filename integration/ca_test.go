@@ -22,11 +22,8 @@ import (
 
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/google/certificate-transparency-go/ctutil"
-	"github.com/google/certificate-transparency-go/loglist3"
 	cttls "github.com/google/certificate-transparency-go/tls"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
-	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/internal/serve"
@@ -78,12 +75,14 @@ func TestCAIssueEndToEnd(t *testing.T) {
 	}
 	byID := logsByID(st.Logs.LogList())
 	operators := map[string]bool{}
+	kinds := map[bool]bool{} // tiled or not
 	for _, raw := range scts {
 		var sct ct.SignedCertificateTimestamp
 		if _, err := cttls.Unmarshal(raw.Val, &sct); err != nil {
 			t.Fatal(err)
 		}
-		l, op := byID[sct.LogID.KeyID].log, byID[sct.LogID.KeyID].operator
+		ll := byID[sct.LogID.KeyID]
+		l, op := ll.log, ll.operator
 		if l == nil {
 			t.Fatalf("SCT from unknown log %x", sct.LogID.KeyID)
 		}
@@ -95,33 +94,19 @@ func TestCAIssueEndToEnd(t *testing.T) {
 		if err := ctutil.VerifySCT(pk, chain, &sct, true); err != nil {
 			t.Errorf("ctutil.VerifySCT(embedded) for %s: %v", l.Description, err)
 		}
-		checkPrecertIncluded(t, l, chain, &sct)
-		checkFinalLogged(t, l, chain[0].Raw)
+		kinds[ll.tiled != nil] = true
+		checkPrecertIncluded(t, ll, chain, &sct)
+		checkFinalLogged(t, ll, chain[0].Raw)
 	}
-	if len(operators) < 2 {
-		t.Errorf("SCTs from %d operators, want 2", len(operators))
+	if len(operators) < 2 || len(kinds) < 2 {
+		t.Errorf("SCTs from %d operators and %d kinds of log, want 2 and 2 (RFC 6962 and tiled)", len(operators), len(kinds))
 	}
-}
-
-type listedLog struct {
-	log      *loglist3.Log
-	operator string
-}
-
-func logsByID(ll *loglist3.LogList) map[[32]byte]listedLog {
-	out := map[[32]byte]listedLog{}
-	for _, op := range ll.Operators {
-		for _, l := range op.Logs {
-			out[[32]byte(l.LogID)] = listedLog{l, op.Name}
-		}
-	}
-	return out
 }
 
 // checkPrecertIncluded verifies an inclusion proof for the precertificate
 // leaf the SCT was issued for (rebuilt from the final certificate as
 // RFC 6962 section 3.2 says, with the SCT's extensions).
-func checkPrecertIncluded(t *testing.T, l *loglist3.Log, chain []*ctx509.Certificate, sct *ct.SignedCertificateTimestamp) {
+func checkPrecertIncluded(t *testing.T, l listedLog, chain []*ctx509.Certificate, sct *ct.SignedCertificateTimestamp) {
 	t.Helper()
 	leaf, err := ct.MerkleTreeLeafForEmbeddedSCT(chain, sct.Timestamp)
 	if err != nil {
@@ -132,43 +117,22 @@ func checkPrecertIncluded(t *testing.T, l *loglist3.Log, chain []*ctx509.Certifi
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := logClient(t, l)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		sth := waitForSTH(t, c, 1, 10*time.Second)
-		rsp, err := c.GetProofByHash(context.Background(), h[:], sth.TreeSize)
-		if err == nil {
-			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(rsp.LeafIndex), sth.TreeSize, h[:], rsp.AuditPath, sth.SHA256RootHash[:]); err != nil {
-				t.Errorf("%s: inclusion proof of the precertificate: %v", l.Description, err)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: precertificate not included: %v", l.Description, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	proveIncluded(t, l, h, sct)
 }
 
 // checkFinalLogged waits until the log holds an X.509 entry for cert.
-func checkFinalLogged(t *testing.T, l *loglist3.Log, cert []byte) {
+func checkFinalLogged(t *testing.T, l listedLog, cert []byte) {
 	t.Helper()
-	c := logClient(t, l)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		sth := waitForSTH(t, c, 1, 10*time.Second)
-		entries, err := c.GetEntries(context.Background(), 0, int64(sth.TreeSize)-1)
-		if err != nil {
-			t.Fatalf("GetEntries: %v", err)
-		}
-		for _, e := range entries {
-			if e.X509Cert != nil && bytes.Equal(e.X509Cert.Raw, cert) {
+		for _, b := range logLeaves(t, l) {
+			if e := leafOf(t, b).TimestampedEntry; e.EntryType == ct.X509LogEntryType && e.X509Entry != nil && bytes.Equal(e.X509Entry.Data, cert) {
 				return
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Errorf("%s: final certificate not in the log after 30s", l.Description)
+	t.Errorf("%s: final certificate not in the log after 30s", l.log.Description)
 }
 
 func mgmtIssue(t testing.TB, base string, names []string) *ca.IssueResponse {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -23,7 +22,6 @@ import (
 	"github.com/go-acme/lego/v5/lego"
 
 	"github.com/ctstage/ctstage/internal/testsupport/testenv"
-	"github.com/ctstage/ctstage/sctverify"
 )
 
 // MySQLAdminEnv names the variable that gives TestMySQLSetup an
@@ -46,6 +44,11 @@ func TestMySQLSetup(t *testing.T) {
 	decoy := "ctstagexsetupx" + suffix // what `ctstage_setup_...` would match unescaped
 	t.Cleanup(func() {
 		admin.run(t, fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'; DROP DATABASE IF EXISTS `%s`; DROP DATABASE IF EXISTS `%s`;", user, db, decoy))
+		for _, d := range strings.Fields(admin.run(t, "SHOW DATABASES LIKE '"+db+`\_tiled\_%'`)) {
+			if strings.HasPrefix(d, db+"_tiled_") {
+				admin.run(t, "DROP DATABASE `"+d+"`")
+			}
+		}
 	})
 	script, err := os.ReadFile("../deployments/mysql/setup.sql")
 	if err != nil {
@@ -190,7 +193,9 @@ type setupStage struct {
 
 func startSetupStage(t *testing.T, spec string) *setupStage {
 	t.Helper()
-	cs := &clientStage{data: t.TempDir(), httpPort: freePort(t)}
+	cs := &clientStage{data: t.TempDir(), httpPort: freePort(t),
+		oneKind: "on MySQL a tiled shard publishes a checkpoint at most once a second (the floor of Tessera's MySQL backend), " +
+			"so the CA's race, which adds a log after 500 ms, often ends on two RFC 6962 SCTs"}
 	acmeAddr := restartableAddr(t)
 	st := &setupStage{clientStage: cs, addr: restartableAddr(t)}
 	st.args = append(slices.Clone(isolationArgs), "--data", cs.data, "--storage", spec,
@@ -200,37 +205,6 @@ func startSetupStage(t *testing.T, spec string) *setupStage {
 	st.acme = binaryACMEStage(t, cs)
 	cs.hc = st.acme.httpClient()
 	return st
-}
-
-// verifyIncluded runs `ctstage verify --json` on the certificate against
-// the server's log list until the report is OK and every SCT's entry is
-// proven included (the logs integrate within about a second; "pending"
-// alone would pass verify).
-func (st *setupStage) verifyIncluded(t *testing.T, pemChain []byte) {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "chain.pem")
-	if err := os.WriteFile(file, pemChain, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out []byte
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-		var err error
-		out, err = exec.Command(ctstageBinary(t), "verify", "--json", "--log-list", "http://"+st.addr+"/log.v3.json", file).Output()
-		var r sctverify.Report
-		if err != nil || json.Unmarshal(out, &r) != nil || !r.OK || len(r.SCTs) < 2 {
-			continue
-		}
-		included := 0
-		for _, s := range r.SCTs {
-			if s.Inclusion != nil && s.Inclusion.Status == sctverify.InclusionIncluded {
-				included++
-			}
-		}
-		if included == len(r.SCTs) {
-			return
-		}
-	}
-	t.Errorf("ctstage verify after restart: not every SCT's entry included after 30 s\n%s\n--- ctstage serve:\n%s", out, tail(st.logs(), 4000))
 }
 
 func randHex(t testing.TB, n int) string {

@@ -190,15 +190,7 @@ func testTiledShards(t *testing.T, storage string) {
 
 	// Sunlight's client checks the checkpoint's note signature with the
 	// listed key.
-	pub, err := x509.ParsePKIXPublicKey(tl.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := sunlight.NewClient(&sunlight.ClientConfig{MonitoringPrefix: tl.MonitoringURL, PublicKey: pub,
-		UserAgent: "ctstage tests (+https://github.com/ctstage/ctstage)"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := sunlightClient(t, tl)
 	cp, _, err := sc.Checkpoint(t.Context())
 	if err != nil || cp.N != int64(len(subs)) {
 		t.Fatalf("checkpoint: %+v, %v; want size %d", cp, err, len(subs))
@@ -304,11 +296,9 @@ func testTiledShards(t *testing.T, storage string) {
 		t.Fatal(err)
 	}
 	url := st.LogURL + "/tiled-a/"
-	sc, err = sunlight.NewClient(&sunlight.ClientConfig{MonitoringPrefix: url, PublicKey: pub,
-		UserAgent: "ctstage tests (+https://github.com/ctstage/ctstage)"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	movedTL := *tl
+	movedTL.MonitoringURL = url
+	sc = sunlightClient(t, &movedTL)
 	again, _, err := sc.Checkpoint(t.Context())
 	if err != nil || again.N != cp.N || again.Hash != cp.Hash || again.Origin != origin {
 		t.Errorf("after a restart: %+v, %v; want %+v", again, err, cp)

@@ -103,8 +103,10 @@ const DatabaseSuffix = "_tiled_"
 
 // TiledPoolSize is the size of each tiled shard's pool: Tessera's MySQL
 // backend sequences in one transaction at a time, and the read path and
-// the antispam index need a few more.
-const TiledPoolSize = 8
+// the antispam index need a few more. The default topology's six tiled
+// shards so add 24 connections to the shared pool's 64, well within
+// MariaDB's default max_connections of 151.
+const TiledPoolSize = 4
 
 // Database opens the MySQL database of a tiled shard, named
 // "<db>_tiled_<shard>" after the DSN's database <db>, creating it when it

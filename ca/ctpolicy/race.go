@@ -123,7 +123,11 @@ func (s *Submitter) GetSCTs(ctx context.Context, chain [][]byte, notBefore, notA
 }
 
 // candidates returns the usable logs that take notAfter, shuffled, with
-// operators interleaved and RFC 6962 logs first within each operator.
+// operators interleaved and the kinds of log alternating between them:
+// the first operator's RFC 6962 logs come first, the second's tiled logs,
+// and so on. So the first two candidates are of two operators and, where
+// both kinds exist, one of each kind: the certificate carries SCTs from
+// both, including the RFC 6962 SCT that Check (RuleRFC6962) asks for.
 func (s *Submitter) candidates(notAfter time.Time) []*Log {
 	byOp := map[string][]*Log{}
 	var ops []string
@@ -137,10 +141,11 @@ func (s *Submitter) candidates(notAfter time.Time) []*Log {
 		byOp[l.Operator] = append(byOp[l.Operator], l)
 	}
 	rand.Shuffle(len(ops), func(i, j int) { ops[i], ops[j] = ops[j], ops[i] })
-	for _, op := range ops {
+	for j, op := range ops {
 		ls := byOp[op]
 		rand.Shuffle(len(ls), func(i, j int) { ls[i], ls[j] = ls[j], ls[i] })
-		stablePartition(ls, func(l *Log) bool { return l.RFC6962 })
+		rfcFirst := j%2 == 0
+		stablePartition(ls, func(l *Log) bool { return l.RFC6962 == rfcFirst })
 	}
 	var out []*Log
 	for i := 0; hasIndex(byOp, ops, i); i++ {

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/internal/loadgen"
+	"github.com/google/certificate-transparency-go/loglist3"
 )
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -25,7 +27,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	caDir := fs.String("ca", "", "sign with the load-test CA in this directory (made by --make-ca) instead of the staging CA of --data")
 	makeCA := fs.String("make-ca", "", "create a P-256 load-test CA in this directory and exit; start serve with --extra-roots DIR/root.pem to accept it")
 	chain := fs.String("chain", "rsa", `staging chain that signs: "rsa" (RSA 2048 intermediate, RSA 4096 root: Let's Encrypt's main path) or "ecdsa" (P-384 intermediate and root: each submission costs the log two P-384 verifications, ~0.5 ms each)`)
-	fs.StringVar(&cfg.LogURL, "log-url", "", "base URL of the log (shard) to load; default: the shard of --log-list whose temporal interval contains --not-after")
+	fs.StringVar(&cfg.LogURL, "log-url", "", "base URL of the log (shard) to load, or the submission URL of a tiled log of --log-list; default: the RFC 6962 shard of --log-list whose temporal interval contains --not-after")
 	logList := fs.String("log-list", "http://127.0.0.1:6962/log.v3.json", "v3 log list (URL or file) giving the log's URL and public key")
 	fs.IntVar(&cfg.Clients, "c", 64, "concurrent clients (shorthand)")
 	fs.IntVar(&cfg.Clients, "clients", 64, "concurrent clients")
@@ -35,6 +37,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop submitting after this long (0: after --total)")
 	notAfter := fs.String("not-after", "", "NotAfter of the precertificates, RFC 3339 (default now+90 days)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "PID of the log server on this machine: report its CPU time per accepted submission (Linux)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -150,8 +153,23 @@ func benchLog(ctx context.Context, cfg *loadgen.Config, logList string) error {
 	default:
 		if l := ll.FindLogByURL(cfg.LogURL); l != nil {
 			cfg.LogPublicKey = l.Key
+		} else if tl := findTiledLog(ll, cfg.LogURL); tl != nil {
+			cfg.LogPublicKey, cfg.MonitoringURL = tl.Key, tl.MonitoringURL
 		} else {
 			cfg.Logger.Warn("--log-url is not in the log list: SCT and STH signatures will not be verified")
+		}
+	}
+	return nil
+}
+
+// findTiledLog finds the tiled log whose submission URL is url.
+func findTiledLog(ll *loglist3.LogList, url string) *loglist3.TiledLog {
+	norm := func(u string) string { return strings.TrimRight(u, "/") }
+	for _, op := range ll.Operators {
+		for _, l := range op.TiledLogs {
+			if norm(l.SubmissionURL) == norm(url) {
+				return l
+			}
 		}
 	}
 	return nil

@@ -121,10 +121,10 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 		return nil, err
 	}
 	var st store
-	interval := posixCheckpointInterval
+	interval, poll := posixCheckpointInterval, 10*time.Millisecond
 	if opts.DB != nil {
 		st, err = openMySQLStore(ctx, opts.DB, &opts)
-		interval = mysqlCheckpointInterval
+		interval, poll = mysqlCheckpointInterval, 50*time.Millisecond
 	} else {
 		st, err = openDirStore(ctx, opts.Dir, &opts)
 	}
@@ -171,7 +171,7 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 	l = &Log{
 		opts: opts, logID: logID, store: st, chains: chains,
 		add: tessera.NewCertificateTransparencyAppender(appender), reader: reader,
-		awaiter:  tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, 10*time.Millisecond),
+		awaiter:  tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, poll),
 		shutdown: shutdown, cancel: cancel,
 	}
 	if l.metrics, err = l.newMetrics(opts.Registerer, opts.Name); err != nil {

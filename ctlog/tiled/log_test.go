@@ -386,6 +386,62 @@ func testTiledLog(t *testing.T, where backend) {
 		}
 		prev = d
 	}
+
+	// Past the first tile: 300 more entries, submitted at once, make a
+	// full data tile and a partial one, which Sunlight's client reads
+	// entry by entry, proving each SCT's inclusion.
+	type more struct {
+		chain [][]byte
+		sct   *ct.SignedCertificateTimestamp
+	}
+	extra := make([]more, 300)
+	errs := make(chan error, len(extra))
+	for i := range extra {
+		go func() {
+			chain, err := ca.Leaf(fmt.Sprintf("more-%d.example.com", i), notAfter, false)
+			if err == nil {
+				extra[i].chain = chain
+				extra[i].sct, err = c.AddChain(ctx, asn1(chain))
+			}
+			errs <- err
+		}()
+	}
+	for range extra {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc = tl.sunlight(t)
+	cp, _, err := sc.Checkpoint(ctx)
+	if err != nil || cp.N != int64(len(subs)+len(extra)) {
+		t.Fatalf("checkpoint after %d more: %+v, %v", len(extra), cp, err)
+	}
+	// Sunlight's Entries may stop before a partial data tile: resumed
+	// with the same tree, it reads the rest.
+	byIndex := map[int64][]byte{}
+	for round := 0; len(byIndex) < int(cp.N) && round < 3; round++ {
+		for i, e := range sc.Entries(ctx, cp.Tree, int64(len(byIndex))) {
+			byIndex[i] = e.Certificate
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(byIndex) != int(cp.N) {
+		t.Fatalf("Sunlight read %d entries of %d", len(byIndex), cp.N)
+	}
+	for i, m := range extra {
+		idx := leafIndex(t, m.sct)
+		if !bytes.Equal(byIndex[int64(idx)], m.chain[0]) {
+			t.Errorf("extra entry %d: not at its leaf_index %d", i, idx)
+		}
+		if i%50 == 0 {
+			raw, _ := tls.Marshal(*m.sct)
+			if _, _, err := sc.CheckInclusion(ctx, cp.Tree, raw); err != nil {
+				t.Errorf("extra entry %d: inclusion: %v", i, err)
+			}
+		}
+	}
 }
 
 // get fetches a URL that must answer 200.

@@ -10,9 +10,11 @@
 --   ctstage serve --storage 'mysql://ctstage:PASSWORD@HOST:3306/ctstage'
 --
 -- It creates one database and one user with the privileges ctstage uses on
--- that database, and nothing else. ctstage creates its tables there itself
--- at start (Trillian's, and its own acme_* and ca_* tables): the database
--- must be empty or already ctstage's. Running the script again changes
+-- that database and on the tiled shards' databases named after it
+-- (<database>_tiled_<shard>), and nothing else. ctstage creates its tables
+-- there itself at start (Trillian's, and its own acme_* and ca_* tables),
+-- and the tiled shards' databases with Tessera's tables: the database must
+-- be empty or already ctstage's. Running the script again changes
 -- nothing but the password.
 --
 -- Variables, set before the script runs:
@@ -63,6 +65,13 @@ PREPARE s FROM @stmt; EXECUTE s; DEALLOCATE PREPARE s;
 -- takes names literally: set the database to one without them.)
 SET @stmt = CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, REFERENCES ON ',
   REPLACE(REPLACE(@q_db, '_', '\\_'), '%', '\\%'), '.* TO ', @q_account);
+PREPARE s FROM @stmt; EXECUTE s; DEALLOCATE PREPARE s;
+
+-- Each tiled shard keeps its log in a database of its own, named
+-- <database>_tiled_<shard>, which ctstage creates at the shard's first
+-- start: the same privileges on those names, with CREATE to make them.
+SET @stmt = CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, REFERENCES ON ',
+  '`', REPLACE(REPLACE(REPLACE(@ctstage_db, '`', '``'), '_', '\\_'), '%', '\\%'), '\\_tiled\\_%`.* TO ', @q_account);
 PREPARE s FROM @stmt; EXECUTE s; DEALLOCATE PREPARE s;
 
 SET @stmt = NULL, @q_db = NULL, @q_account = NULL, @ctstage_password = NULL;

@@ -46,6 +46,14 @@ type Config struct {
 	// they are polled, and SCT signatures after the load (see VerifySample).
 	// Optional.
 	LogPublicKey []byte
+	// MonitoringURL, when set, makes the log a Static CT API (tiled) log
+	// with this monitoring prefix: no STH is polled, and after the load
+	// every SCT's leaf_index is checked against the checkpoint and
+	// VerifySample entries are proven from the tiles.
+	MonitoringURL string
+	// ServerPID, when set, is the log server's process on this machine,
+	// whose CPU time during the load Result.ServerCPU reports (Linux).
+	ServerPID int
 	// VerifySample is how many SCTs, evenly spread over the accepted
 	// submissions, are verified after the load; 0 verifies every one.
 	// Ignored without LogPublicKey.
@@ -229,31 +237,56 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	log.Info("generated precertificates", "n", r.cfg.Total, "took", time.Since(genStart).Round(time.Millisecond))
-	start, err := r.sths.poll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't get the log's STH before the load: %w", err)
-	}
+	tiled := r.cfg.MonitoringURL != ""
+	var start sth
 	pollCtx, stopPolling := context.WithCancel(ctx)
 	var pollDone sync.WaitGroup
-	pollDone.Go(func() { r.sths.run(pollCtx, r.cfg.STHInterval) })
 	defer func() { stopPolling(); pollDone.Wait() }()
+	if !tiled {
+		if start, err = r.sths.poll(ctx); err != nil {
+			return nil, fmt.Errorf("couldn't get the log's STH before the load: %w", err)
+		}
+		pollDone.Go(func() { r.sths.run(pollCtx, r.cfg.STHInterval) })
+	}
 
 	log.Info("submitting", "log", r.cfg.LogURL, "clients", r.cfg.Clients, "total", r.cfg.Total,
-		"rate", r.cfg.Rate, "duration", r.cfg.Duration, "start_tree_size", start.size)
+		"rate", r.cfg.Rate, "duration", r.cfg.Duration, "start_tree_size", start.size, "tiled", tiled)
+	var cpu0 time.Duration
+	if r.cfg.ServerPID != 0 {
+		if cpu0, err = processCPU(r.cfg.ServerPID); err != nil {
+			return nil, err
+		}
+	}
 	elapsed, loadErr := r.submit(ctx)
 	res := r.tally(elapsed)
-	res.StartSize = start.size
+	res.StartSize, res.Tiled = start.size, tiled
+	if r.cfg.ServerPID != 0 {
+		cpu1, err := processCPU(r.cfg.ServerPID)
+		if err != nil {
+			return res, err
+		}
+		res.ServerCPU = Millis(cpu1 - cpu0)
+		if res.Accepted > 0 {
+			res.ServerCPUPerAccepted = res.ServerCPU / Millis(res.Accepted)
+		}
+	}
 	if loadErr != nil {
 		return res, loadErr
 	}
-	log.Info("submitted; waiting for the log to integrate the entries", "accepted", res.Accepted,
+	log.Info("submitted; checking the entries are in the log", "accepted", res.Accepted,
 		"elapsed", elapsed.Round(time.Millisecond))
-	if err := r.measureMerge(ctx, res, start.size); err != nil {
-		return res, err
+	if tiled {
+		if err := r.checkTiled(ctx, res); err != nil {
+			return res, err
+		}
+	} else {
+		if err := r.measureMerge(ctx, res, start.size); err != nil {
+			return res, err
+		}
+		stopPolling()
+		pollDone.Wait()
+		res.STHs, res.STHErrors = r.sths.stats()
 	}
-	stopPolling()
-	pollDone.Wait()
-	res.STHs, res.STHErrors = r.sths.stats()
 	if err := r.verifySCTs(ctx, res); err != nil {
 		return res, err
 	}

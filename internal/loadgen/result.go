@@ -39,6 +39,18 @@ type Result struct {
 
 	SCTsVerified int `json:"scts_verified"` // SCT signatures checked against LogPublicKey
 	InvalidSCTs  int `json:"invalid_scts"`  // of those, how many failed
+
+	// Tiled is set for a Static CT API log: no STH is polled and there is
+	// no merge delay (the SCT comes after the checkpoint); InclusionProven
+	// entries were proven at their leaf_index from the tiles.
+	Tiled           bool `json:"tiled,omitempty"`
+	InclusionProven int  `json:"inclusion_proven,omitempty"`
+
+	// ServerCPU is the CPU time (user+system) the server process of
+	// Config.ServerPID used from the first submission to the last answer,
+	// and ServerCPUPerAccepted that divided by Accepted; zero without it.
+	ServerCPU            Millis `json:"server_cpu_ms,omitempty"`
+	ServerCPUPerAccepted Millis `json:"server_cpu_per_accepted_ms,omitempty"`
 }
 
 // OK reports whether the run had at least one accepted submission and no
@@ -118,13 +130,21 @@ func (r *Result) WriteReport(w io.Writer) error {
 	fmt.Fprintf(&b, "submitted %d of %d in %s: accepted %d (%.1f/s), failed %d, retried %d\n",
 		r.Submitted, r.Planned, round(r.Elapsed), r.Accepted, r.AcceptedPerSec, r.Failed, r.Retries)
 	fmt.Fprintf(&b, "latency      p50 %-9s p99 %-9s max %s\n", round(r.Latency.P50), round(r.Latency.P99), round(r.Latency.Max))
-	fmt.Fprintf(&b, "merge delay  p50 %-9s p99 %-9s max %s\n", round(r.MergeDelay.P50), round(r.MergeDelay.P99), round(r.MergeDelay.Max))
-	fmt.Fprintf(&b, "integrated %d of %d accepted; tree %d -> %d; %d STHs observed",
-		r.Integrated, r.Accepted, r.StartSize, r.EndSize, r.STHs)
-	if r.STHErrors > 0 {
-		fmt.Fprintf(&b, ", %d get-sth errors", r.STHErrors)
+	if r.Tiled {
+		fmt.Fprintf(&b, "tiled log: every SCT after its checkpoint; %d of %d accepted within the checkpoint of %d, %d proven from the tiles\n",
+			r.Integrated, r.Accepted, r.EndSize, r.InclusionProven)
+	} else {
+		fmt.Fprintf(&b, "merge delay  p50 %-9s p99 %-9s max %s\n", round(r.MergeDelay.P50), round(r.MergeDelay.P99), round(r.MergeDelay.Max))
+		fmt.Fprintf(&b, "integrated %d of %d accepted; tree %d -> %d; %d STHs observed",
+			r.Integrated, r.Accepted, r.StartSize, r.EndSize, r.STHs)
+		if r.STHErrors > 0 {
+			fmt.Fprintf(&b, ", %d get-sth errors", r.STHErrors)
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
+	if r.ServerCPU > 0 {
+		fmt.Fprintf(&b, "server CPU %s, %s per accepted submission\n", round(r.ServerCPU), round(r.ServerCPUPerAccepted))
+	}
 	if r.SCTsVerified > 0 {
 		fmt.Fprintf(&b, "SCT signatures: %d verified, %d invalid\n", r.SCTsVerified, r.InvalidSCTs)
 	} else {
