@@ -38,7 +38,15 @@ var ErrSignature = errors.New("signature does not verify")
 // are rewritten. The extensions field is dropped when the SCT list was the
 // only extension. It is an error for the TBS to hold no SCT list extension,
 // or more than one.
-func RemoveSCTList(tbs []byte) ([]byte, error) {
+func RemoveSCTList(tbs []byte) ([]byte, error) { return RemoveExtension(tbs, oidSCTListDER) }
+
+// RemoveExtension is RemoveSCTList for any extension: oid is the content
+// octets of its OBJECT IDENTIFIER. With the CT poison's
+// (1.3.6.1.4.1.11129.2.4.3) it turns a precertificate's TBSCertificate
+// into the one its SCT signs (RFC 6962 section 3.2), as ct-go's
+// BuildPrecertTBS does without a precertificate signing certificate, but
+// without re-encoding the rest.
+func RemoveExtension(tbs, oid []byte) ([]byte, error) {
 	s := cryptobyte.String(tbs)
 	var body cryptobyte.String
 	if !s.ReadASN1(&body, cbasn1.SEQUENCE) || !s.Empty() {
@@ -57,7 +65,7 @@ func RemoveSCTList(tbs []byte) ([]byte, error) {
 			if !rest.Empty() {
 				return nil, fmt.Errorf("TBSCertificate: %w: fields after the extensions", ErrMalformed)
 			}
-			exts, err := cutExtension(elem, OIDSCTList)
+			exts, err := cutExtension(elem, oid)
 			if err != nil {
 				return nil, err
 			}
@@ -78,8 +86,9 @@ func RemoveSCTList(tbs []byte) ([]byte, error) {
 }
 
 // cutExtension takes the [3] element and returns the concatenated DER of
-// every extension but the one with oid, which must occur exactly once.
-func cutExtension(explicit cryptobyte.String, oid []int) ([]byte, error) {
+// every extension but the one with oid (content octets), which must occur
+// exactly once.
+func cutExtension(explicit cryptobyte.String, oid []byte) ([]byte, error) {
 	var inner, seq cryptobyte.String
 	if !explicit.ReadASN1(&inner, cbasn1.Tag(3).Constructed().ContextSpecific()) ||
 		!inner.ReadASN1(&seq, cbasn1.SEQUENCE) || !inner.Empty() {
@@ -98,20 +107,34 @@ func cutExtension(explicit cryptobyte.String, oid []int) ([]byte, error) {
 		if !extBody.ReadASN1(&idElem, cbasn1.SEQUENCE) || !idElem.ReadASN1((*cryptobyte.String)(&id), cbasn1.OBJECT_IDENTIFIER) {
 			return nil, fmt.Errorf("TBSCertificate extension: %w", ErrMalformed)
 		}
-		if bytes.Equal(id, oidSCTListDER) {
+		if bytes.Equal(id, oid) {
 			found++
 			continue
 		}
 		out = append(out, ext...)
 	}
 	if found != 1 {
-		return nil, fmt.Errorf("TBSCertificate: %w: %d SCT list extensions, want 1", ErrMalformed, found)
+		return nil, fmt.Errorf("TBSCertificate: %w: %d %s extensions, want 1", ErrMalformed, found, oidName(oid))
 	}
 	return out, nil
 }
 
-// oidSCTListDER is the content octets of OIDSCTList.
-var oidSCTListDER = []byte{0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02}
+// oidSCTListDER is the content octets of OIDSCTList; OIDPoisonDER those
+// of the CT poison extension's OID, 1.3.6.1.4.1.11129.2.4.3.
+var (
+	oidSCTListDER = []byte{0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02}
+	OIDPoisonDER  = []byte{0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x03}
+)
+
+func oidName(oid []byte) string {
+	switch {
+	case bytes.Equal(oid, oidSCTListDER):
+		return "SCT list"
+	case bytes.Equal(oid, OIDPoisonDER):
+		return "CT poison"
+	}
+	return fmt.Sprintf("%x", oid)
+}
 
 // FindIssuer returns the certificate among candidates that issued cert:
 // its subject is cert's issuer name (byte for byte), its subject key ID

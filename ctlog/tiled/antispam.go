@@ -37,6 +37,8 @@ type antispam struct {
 	// catch-up at start.
 	mu sync.Mutex
 	f  *follower
+	// lookup is the decorator's one query, prepared once.
+	lookup *sql.Stmt
 }
 
 const (
@@ -61,12 +63,17 @@ func antispamSchema(mysql bool) []string {
 	}
 }
 
-func newAntispam(db *sql.DB, mysql bool, log *slog.Logger) *antispam {
+// newAntispam runs on db, whose tables antispamSchema made.
+func newAntispam(ctx context.Context, db *sql.DB, mysql bool, log *slog.Logger) (*antispam, error) {
 	a := &antispam{db: db, insertIgnore: "INSERT OR IGNORE", log: log}
 	if mysql {
 		a.insertIgnore = "INSERT IGNORE"
 	}
-	return a
+	var err error
+	if a.lookup, err = db.PrepareContext(ctx, "SELECT idx FROM "+antispamTable+" WHERE hash = ?"); err != nil {
+		return nil, fmt.Errorf("couldn't prepare the antispam lookup: %w", err)
+	}
+	return a, nil
 }
 
 // Decorator answers an entry seen before with its first index.
@@ -77,7 +84,7 @@ func (a *antispam) Decorator() func(tessera.AddFn) tessera.AddFn {
 				return func() (tessera.Index, error) { return tessera.Index{}, tessera.ErrPushbackAntispam }
 			}
 			var idx uint64
-			switch err := a.db.QueryRowContext(ctx, "SELECT idx FROM "+antispamTable+" WHERE hash = ?", e.Identity()).Scan(&idx); {
+			switch err := a.lookup.QueryRowContext(ctx, e.Identity()).Scan(&idx); {
 			case err == nil:
 				return func() (tessera.Index, error) { return tessera.Index{Index: idx, IsDup: true}, nil }
 			case !errors.Is(err, sql.ErrNoRows):
@@ -100,6 +107,11 @@ func (a *antispam) Follower(hasher func([]byte) ([][]byte, error)) tessera.Follo
 type follower struct {
 	a      *antispam
 	hasher func([]byte) ([][]byte, error)
+	// next is the index's size once read: the follower is its only
+	// writer, so it is read from the database once (Tessera asks for it
+	// often, and the follower every followInterval).
+	next atomic.Uint64
+	read atomic.Bool
 }
 
 func (f *follower) Name() string { return "ctstage SQL antispam" }
@@ -122,12 +134,20 @@ func (f *follower) Follow(ctx context.Context, lr tessera.LogReader) {
 
 // EntriesProcessed is how many entries the index covers.
 func (f *follower) EntriesProcessed(ctx context.Context) (uint64, error) {
+	if f.read.Load() {
+		return f.next.Load(), nil
+	}
 	var next uint64
 	err := f.a.db.QueryRowContext(ctx, "SELECT next FROM "+antispamNextRow+" WHERE id = 0").Scan(&next)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		next = 0
+	case err != nil:
+		return 0, err
 	}
-	return next, err
+	f.next.Store(next)
+	f.read.Store(true)
+	return next, nil
 }
 
 // catchUp indexes every integrated entry not yet indexed and returns the
@@ -202,10 +222,16 @@ func (f *follower) step(ctx context.Context, lr tessera.LogReader, from, to uint
 		return err
 	} else if n == 0 {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+antispamNextRow+" (id, next) VALUES (0, ?)", to); err != nil {
+			f.read.Store(false) // read it again
 			return fmt.Errorf("the antispam index moved under this follower: %w", err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		f.read.Store(false)
+		return err
+	}
+	f.next.Store(to)
+	return nil
 }
 
 // entriesPerTile is the width of a full tile (c2sp.org/tlog-tiles).

@@ -10,6 +10,8 @@ import (
 
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/transparency-dev/tessera/ctonly"
+
+	"github.com/ctstage/ctstage/sctverify"
 )
 
 // chainVerifier checks submitted chains, RFC 6962 section 3.1's way:
@@ -20,10 +22,17 @@ type chainVerifier struct {
 	roots []*ctx509.Certificate
 	mu    sync.Mutex
 	links map[[64]byte]bool // sha256(child) || sha256(parent), verified
+	// parsed holds the issuers seen, parsed once: a submission under a
+	// known intermediate then parses only its leaf. Bounded by maxParsed.
+	parsed map[[32]byte]*ctx509.Certificate
 }
 
+// maxParsed bounds the parsed issuers kept; beyond it, new ones are parsed
+// each time (a log sees a few hundred issuers, not thousands).
+const maxParsed = 4096
+
 func newChainVerifier(roots [][]byte) (*chainVerifier, error) {
-	v := &chainVerifier{links: map[[64]byte]bool{}}
+	v := &chainVerifier{links: map[[64]byte]bool{}, parsed: map[[32]byte]*ctx509.Certificate{}}
 	for _, der := range roots {
 		c, err := parse(der)
 		if err != nil {
@@ -72,7 +81,7 @@ func (cv *chainVerifier) verify(chain [][]byte, precert bool, start, limit time.
 	}
 	certs := make([]*ctx509.Certificate, len(chain))
 	for i, der := range chain {
-		c, err := parse(der)
+		c, err := cv.parse(der, i > 0)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d of the chain does not parse: %v", i, err)
 		}
@@ -112,19 +121,44 @@ func (cv *chainVerifier) verify(chain [][]byte, precert bool, start, limit time.
 		out.fingerprint = append(out.fingerprint, sha256.Sum256(iss))
 	}
 	if precert {
-		if err := out.precertParts(certs, issuers); err != nil {
+		if err := out.precertParts(cv, certs, issuers); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
+// parse parses a certificate of a chain; an issuer is parsed once and
+// kept. The certificates kept are never modified.
+func (cv *chainVerifier) parse(der []byte, issuer bool) (*ctx509.Certificate, error) {
+	if !issuer {
+		return parse(der)
+	}
+	fp := sha256.Sum256(der)
+	cv.mu.Lock()
+	c := cv.parsed[fp]
+	cv.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := parse(der)
+	if err != nil {
+		return nil, err
+	}
+	cv.mu.Lock()
+	if len(cv.parsed) < maxParsed {
+		cv.parsed[fp] = c
+	}
+	cv.mu.Unlock()
+	return c, nil
+}
+
 // precertParts sets the TBSCertificate and the issuer key hash of a
 // precertificate, whose issuer is the second certificate, or the third
 // when the second is a precertificate signing certificate (RFC 6962
 // section 3.1): then the TBS is rewritten to name the real issuer.
-func (v *verified) precertParts(certs []*ctx509.Certificate, issuers [][]byte) error {
-	issuer, err := parse(issuers[0])
+func (v *verified) precertParts(cv *chainVerifier, certs []*ctx509.Certificate, issuers [][]byte) error {
+	issuer, err := cv.parse(issuers[0], true)
 	if err != nil {
 		return err
 	}
@@ -134,11 +168,18 @@ func (v *verified) precertParts(certs []*ctx509.Certificate, issuers [][]byte) e
 			return errors.New("a precertificate signing certificate needs its own issuer in the chain")
 		}
 		preIssuer = issuer
-		if issuer, err = parse(issuers[1]); err != nil {
+		if issuer, err = cv.parse(issuers[1], true); err != nil {
 			return err
 		}
 	}
-	tbs, err := ctx509.BuildPrecertTBS(certs[0].RawTBSCertificate, preIssuer)
+	var tbs []byte
+	if preIssuer == nil {
+		// Only the poison goes: cut out byte for byte, which is the DER
+		// ct-go's BuildPrecertTBS re-encodes, at a tenth of the cost.
+		tbs, err = sctverify.RemoveExtension(certs[0].RawTBSCertificate, sctverify.OIDPoisonDER)
+	} else {
+		tbs, err = ctx509.BuildPrecertTBS(certs[0].RawTBSCertificate, preIssuer)
+	}
 	if err != nil {
 		return fmt.Errorf("couldn't rebuild the precertificate's TBSCertificate: %v", err)
 	}

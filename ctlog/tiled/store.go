@@ -66,12 +66,19 @@ func openDirStore(ctx context.Context, dir string, opts *Options) (*dirStore, er
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
+	// WAL: the lookups of concurrent submissions read beside the
+	// follower's writes.
+	db.SetMaxOpenConns(4)
 	if err := sqlitedb.Migrate(ctx, db, []string{strings.Join(antispamSchema(false), ";\n")}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("couldn't open the antispam index in %s: %w", dir, err)
 	}
-	return &dirStore{dir: dir, db: db, as: newAntispam(db, false, opts.Logger)}, nil
+	as, err := newAntispam(ctx, db, false, opts.Logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &dirStore{dir: dir, db: db, as: as}, nil
 }
 
 func (s *dirStore) driver(bg context.Context) (tessera.Driver, error) {
@@ -122,7 +129,7 @@ func (s *dirStore) issuer(_ context.Context, fp string) ([]byte, error) {
 }
 
 func (s *dirStore) antispam() *antispam { return s.as }
-func (s *dirStore) close() error        { return s.db.Close() }
+func (s *dirStore) close() error        { s.as.lookup.Close(); return s.db.Close() }
 
 // mysqlStore is a log in a MySQL database of its own: Tessera's tables,
 // and ctstage's beside them.
@@ -150,7 +157,11 @@ func openMySQLStore(ctx context.Context, db *sql.DB, opts *Options) (*mysqlStore
 	if err := mysqldb.Migrate(ctx, db, "ctstage_tiled_schema", "ctstage_tiled_schema", [][]string{mysqlSchema}); err != nil {
 		return nil, fmt.Errorf("couldn't create the log's tables: %w", err)
 	}
-	return &mysqlStore{db: db, as: newAntispam(db, true, opts.Logger)}, nil
+	as, err := newAntispam(ctx, db, true, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &mysqlStore{db: db, as: as}, nil
 }
 
 func (s *mysqlStore) driver(bg context.Context) (tessera.Driver, error) {
@@ -200,4 +211,4 @@ func (s *mysqlStore) issuer(ctx context.Context, fp string) ([]byte, error) {
 func (s *mysqlStore) antispam() *antispam { return s.as }
 
 // close leaves the database to its owner, who gave it in Options.DB.
-func (s *mysqlStore) close() error { return nil }
+func (s *mysqlStore) close() error { return s.as.lookup.Close() }
