@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -499,4 +501,57 @@ func chainJSON(chain [][]byte) string {
 		parts = append(parts, `"`+b64(c)+`"`)
 	}
 	return `{"chain":[` + strings.Join(parts, ",") + `]}`
+}
+
+// TestTiledVanished: a log whose checkpoint is gone while its tiles stay
+// is refused; one stopped before its first checkpoint, with no entry
+// (its identity recorded, nothing else), starts again.
+func TestTiledVanished(t *testing.T) {
+	ca, err := testca.New("vanished test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(dir string) (*tiled.Log, error) {
+		return tiled.New(t.Context(), tiled.Options{Origin: "example.test/vanished", Dir: dir, Key: key,
+			Roots: [][]byte{ca.Root.Raw}, Logger: slog.New(slog.DiscardHandler)})
+	}
+	// No entry: the checkpoint removed as if never written.
+	empty := t.TempDir()
+	l, err := open(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close(t.Context())
+	if err := os.Remove(filepath.Join(empty, "checkpoint")); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = open(empty); err != nil {
+		t.Fatalf("a log with no entry and no checkpoint: %v, want it to start", err)
+	}
+	l.Close(t.Context())
+
+	// Entries: refused.
+	full := t.TempDir()
+	tl := start(t, backend{dir: full}, key, ca)
+	chain, err := ca.Leaf("vanished.example.com", time.Now().AddDate(0, 0, 30), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.ctClient(t).AddChain(t.Context(), asn1(chain)); err != nil {
+		t.Fatal(err)
+	}
+	tl.stop(t)
+	if err := os.Remove(filepath.Join(full, "checkpoint")); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := open(full); err == nil || !strings.Contains(err.Error(), "vanished") {
+		if l != nil {
+			l.Close(t.Context())
+		}
+		t.Errorf("a log with tiles and no checkpoint: %v, want a refusal", err)
+	}
 }

@@ -109,8 +109,13 @@ func (s *dirStore) create(_ context.Context, origin string, logID [32]byte) erro
 	return keyfile.WriteFileAtomic(filepath.Join(s.dir, logIDFile), fmt.Appendf(nil, "%x\n", logID), 0o644)
 }
 
+// vanished: tiles without a checkpoint. A log with neither was stopped
+// between recording its identity and its first checkpoint, before any
+// entry: it may go on.
 func (s *dirStore) vanished(context.Context) string {
-	if _, err := os.Stat(filepath.Join(s.dir, "checkpoint")); err != nil {
+	_, errCP := os.Stat(filepath.Join(s.dir, "checkpoint"))
+	_, errTiles := os.Stat(filepath.Join(s.dir, "tile"))
+	if errCP != nil && errTiles == nil {
 		return fmt.Sprintf("the tiles of %s vanished (no checkpoint)", s.dir)
 	}
 	return ""
@@ -186,9 +191,14 @@ func (s *mysqlStore) create(ctx context.Context, origin string, logID [32]byte) 
 	return err
 }
 
+// vanished: entry bundles without a tree state. A log with neither was
+// stopped between recording its identity and starting its tree.
 func (s *mysqlStore) vanished(ctx context.Context) string {
-	var n int
-	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM TreeState").Scan(&n); err != nil || n == 0 {
+	var state, leaves int
+	if err := s.db.QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM TreeState), (SELECT COUNT(*) FROM TiledLeaves)").Scan(&state, &leaves); err != nil {
+		return fmt.Sprintf("couldn't read the log's tree state: %v", err)
+	}
+	if state == 0 && leaves > 0 {
 		return "the log's tree state vanished from its database"
 	}
 	return ""
