@@ -25,7 +25,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	host := fs.String("host", "", "HOST:PORT: verify what a TLS server presents (embedded, TLS extension and stapled OCSP SCTs)")
 	ocspFile := fs.String("ocsp", "", "a DER OCSP response for the certificate, whose SCTs are checked too")
-	inclusion := fs.Bool("inclusion", true, "ask RFC 6962 logs for inclusion proofs")
+	inclusion := fs.Bool("inclusion", true, "prove each SCT's inclusion: get-proof-by-hash on RFC 6962 logs, the tiles at its leaf_index on tiled logs")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ctstage verify [flags] CHAIN.pem|CHAIN.der ...   or   ctstage verify [flags] --host HOST:PORT")
