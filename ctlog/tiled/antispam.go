@@ -171,7 +171,14 @@ func (f *follower) catchUp(ctx context.Context, lr tessera.LogReader) (uint64, e
 		if next >= size {
 			return next, nil
 		}
-		if err := f.step(ctx, lr, next, min(size, next+antispamBatch)); err != nil {
+		// A step ends at the tree's size or at a tile boundary: a
+		// partial entry bundle exists only at the widths the log's
+		// batches left, of which the integrated size is one.
+		to := size
+		if lim := (next + antispamBatch) / entriesPerTile * entriesPerTile; lim < size {
+			to = lim
+		}
+		if err := f.step(ctx, lr, next, to); err != nil {
 			return next, err
 		}
 	}

@@ -374,15 +374,26 @@ const dataLevel = ^uint64(0)
 // than asked for (its MySQL backend keeps one row per tile, which grows);
 // the spec's tile of width W holds exactly W entries, so it is cut.
 func (l *Log) readTile(ctx context.Context, level, n, width uint64) ([]byte, error) {
-	p := uint8(0)
-	if width < entriesPerTile {
-		p = uint8(width)
+	b, err := l.readStored(ctx, level, n, width)
+	if errors.Is(err, fs.ErrNotExist) && width < entriesPerTile {
+		// Tessera writes a partial tile only at the widths its batches
+		// end at: a width between two of them is cut from the published
+		// one, when that is wider.
+		lv := level
+		if level == dataLevel {
+			lv = 0
+		}
+		nodes := l.published.Load() >> (8 * lv)
+		if nodes > n*entriesPerTile {
+			if w := min(nodes-n*entriesPerTile, entriesPerTile); w > width {
+				b, err = l.readStored(ctx, level, n, w)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if level == dataLevel {
-		b, err := l.reader.ReadEntryBundle(ctx, n, p)
-		if err != nil {
-			return nil, err
-		}
 		_, ends, err := bundleEntries(b)
 		if err != nil {
 			return nil, err
@@ -392,14 +403,22 @@ func (l *Log) readTile(ctx context.Context, level, n, width uint64) ([]byte, err
 		}
 		return b[:ends[width-1]], nil
 	}
-	b, err := l.reader.ReadTile(ctx, level, n, p)
-	if err != nil {
-		return nil, err
-	}
 	if uint64(len(b)) < width*sha256.Size {
 		return nil, fmt.Errorf("tile %d/%d holds %d bytes, want %d", level, n, len(b), width*sha256.Size)
 	}
 	return b[:width*sha256.Size], nil
+}
+
+// readStored reads the tile as Tessera stored it, at least width wide.
+func (l *Log) readStored(ctx context.Context, level, n, width uint64) ([]byte, error) {
+	p := uint8(0)
+	if width < entriesPerTile {
+		p = uint8(width)
+	}
+	if level == dataLevel {
+		return l.reader.ReadEntryBundle(ctx, n, p)
+	}
+	return l.reader.ReadTile(ctx, level, n, p)
 }
 
 // addChainResponse is RFC 6962 section 4.1's answer.
