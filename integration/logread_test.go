@@ -111,48 +111,63 @@ func logLeaves(t testing.TB, l listedLog) [][]byte {
 // SCT's leaf_index.
 func proveIncluded(t testing.TB, l listedLog, h [32]byte, sct *ct.SignedCertificateTimestamp) {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var err error
-		if l.tiled != nil {
-			idx, ierr := sctverify.LeafIndex(sct.Extensions)
-			if ierr != nil {
-				t.Fatalf("%s: %v", l.log.Description, ierr)
-			}
-			c := sunlightClient(t, l.tiled)
-			cp, _, cerr := c.Checkpoint(ctx)
-			err = cerr
-			if err == nil && int64(idx) >= cp.N {
-				err = fmt.Errorf("leaf_index %d is beyond the checkpoint of %d", idx, cp.N)
-			}
-			if err == nil {
-				// Sunlight's client proves the entry's inclusion in the
-				// checkpoint's tree from the tiles.
-				e, _, err := c.Entry(ctx, cp.Tree, int64(idx))
-				if err != nil {
-					t.Errorf("%s: entry %d from the tiles: %v", l.log.Description, idx, err)
-				} else if got := rfc6962.DefaultHasher.HashLeaf(e.MerkleTreeLeaf()); [32]byte(got) != h {
-					t.Errorf("%s: the entry at leaf_index %d is not the SCT's", l.log.Description, idx)
-				}
-				return
-			}
-		} else {
-			c := logClient(t, l.log)
-			sth := waitForSTH(t, c, 1, 10*time.Second)
-			var rsp *ct.GetProofByHashResponse
-			if rsp, err = c.GetProofByHash(ctx, h[:], sth.TreeSize); err == nil {
-				if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(rsp.LeafIndex), sth.TreeSize, h[:], rsp.AuditPath, sth.SHA256RootHash[:]); err != nil {
-					t.Errorf("%s: inclusion proof: %v", l.log.Description, err)
-				}
-				return
-			}
+	prove := proveByHash
+	if l.tiled != nil {
+		prove = proveFromTiles
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// prove reports a failed proof itself; its error means "not yet".
+		err := prove(t, l, h, sct)
+		if err == nil {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not included after 30 s: %v", l.log.Description, err)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// proveFromTiles checks the entry at the SCT's leaf_index with Sunlight's
+// client, which proves its inclusion in the checkpoint's tree from the
+// tiles; it returns an error while the checkpoint is not that large.
+func proveFromTiles(t testing.TB, l listedLog, h [32]byte, sct *ct.SignedCertificateTimestamp) error {
+	t.Helper()
+	idx, err := sctverify.LeafIndex(sct.Extensions)
+	if err != nil {
+		t.Fatalf("%s: %v", l.log.Description, err)
+	}
+	c := sunlightClient(t, l.tiled)
+	cp, _, err := c.Checkpoint(context.Background())
+	if err != nil {
+		return err
+	}
+	if int64(idx) >= cp.N {
+		return fmt.Errorf("leaf_index %d is beyond the checkpoint of %d", idx, cp.N)
+	}
+	e, _, err := c.Entry(context.Background(), cp.Tree, int64(idx))
+	switch {
+	case err != nil:
+		t.Errorf("%s: entry %d from the tiles: %v", l.log.Description, idx, err)
+	case [32]byte(rfc6962.DefaultHasher.HashLeaf(e.MerkleTreeLeaf())) != h:
+		t.Errorf("%s: the entry at leaf_index %d is not the SCT's", l.log.Description, idx)
+	}
+	return nil
+}
+
+// proveByHash verifies get-proof-by-hash against a signed STH; it returns
+// the log's error while the entry is not in the tree.
+func proveByHash(t testing.TB, l listedLog, h [32]byte, _ *ct.SignedCertificateTimestamp) error {
+	t.Helper()
+	c := logClient(t, l.log)
+	sth := waitForSTH(t, c, 1, 10*time.Second)
+	rsp, err := c.GetProofByHash(context.Background(), h[:], sth.TreeSize)
+	if err != nil {
+		return err
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(rsp.LeafIndex), sth.TreeSize, h[:], rsp.AuditPath, sth.SHA256RootHash[:]); err != nil {
+		t.Errorf("%s: inclusion proof: %v", l.log.Description, err)
+	}
+	return nil
 }
 
 // leafOf parses a MerkleTreeLeaf.

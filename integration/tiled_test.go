@@ -391,7 +391,7 @@ func dropDatabase(t *testing.T, spec, shard string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	name := spec[strings.LastIndex(spec, "/")+1:] + storagepkg.DatabaseSuffix + strings.ReplaceAll(shard, "-", "_")
+	name := storagepkg.TiledDatabase(spec[strings.LastIndex(spec, "/")+1:], shard)
 	if _, err := db.Exec("DROP DATABASE `" + name + "`"); err != nil {
 		t.Fatal(err)
 	}

@@ -120,23 +120,34 @@ func ParseLogList(b []byte) (*LogList, error) {
 	return ll, nil
 }
 
-func (ll *LogList) add(operator, desc, url string, key, logID []byte, mmd int32, prev []*loglist3.PreviousOperator,
-	st *loglist3.LogStates, ti *loglist3.TemporalInterval, tiled bool) error {
-	l := &Log{Description: desc, URL: url, Operator: operator, ID: sha256.Sum256(key), Key: key,
-		MMD: time.Duration(mmd) * time.Second, Tiled: tiled}
+// NewLog is a log known by its URL (a tiled log's monitoring URL) and
+// key, as ParseLogList makes each: its ID is the key's SHA-256, and a key
+// no SCT may be signed with is KeyErr, not an error.
+func NewLog(desc, url string, key []byte, tiled bool) (*Log, error) {
+	l := &Log{Description: desc, URL: url, ID: sha256.Sum256(key), Key: key, Tiled: tiled}
 	if l.Description == "" {
 		l.Description = url
 	}
 	if len(key) == 0 {
-		return fmt.Errorf("%w: log %q has no key", ErrLogList, l.Description)
+		return nil, fmt.Errorf("%w: log %q has no key", ErrLogList, l.Description)
 	}
+	l.PublicKey, l.KeyErr = parseLogKey(key)
+	return l, nil
+}
+
+func (ll *LogList) add(operator, desc, url string, key, logID []byte, mmd int32, prev []*loglist3.PreviousOperator,
+	st *loglist3.LogStates, ti *loglist3.TemporalInterval, tiled bool) error {
+	l, err := NewLog(desc, url, key, tiled)
+	if err != nil {
+		return err
+	}
+	l.Operator, l.MMD = operator, time.Duration(mmd)*time.Second
 	if len(logID) != 0 && string(logID) != string(l.ID[:]) {
 		return fmt.Errorf("%w: log %q: log_id is not the SHA-256 of its key", ErrLogList, l.Description)
 	}
 	if ll.byID[l.ID] != nil {
 		return fmt.Errorf("%w: log %q: log ID listed twice", ErrLogList, l.Description)
 	}
-	l.PublicKey, l.KeyErr = parseLogKey(key)
 	for _, p := range prev {
 		if p != nil {
 			l.PreviousOperators = append(l.PreviousOperators, PreviousOperator{Name: p.Name, End: p.EndTime})

@@ -97,9 +97,11 @@ func openMySQL(ctx context.Context, spec, dataDir string, mf monitoring.MetricFa
 	}, nil
 }
 
-// DatabaseSuffix joins the DSN's database name and a shard's name into the
-// name of the shard's own database: "<db>_tiled_<shard>", '-' read as '_'.
-const DatabaseSuffix = "_tiled_"
+// TiledDatabase is the name of a tiled shard's own database beside the
+// DSN's database db: "<db>_tiled_<shard>", '-' read as '_'.
+func TiledDatabase(db, shard string) string {
+	return db + "_tiled_" + strings.ReplaceAll(shard, "-", "_")
+}
 
 // TiledPoolSize is the size of each tiled shard's pool: Tessera's MySQL
 // backend sequences in one transaction at a time, and the read path and
@@ -121,7 +123,7 @@ func (b *Backend) Database(ctx context.Context, shard string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := cfg.DBName + DatabaseSuffix + strings.ReplaceAll(shard, "-", "_")
+	name := TiledDatabase(cfg.DBName, shard)
 	if len(name) > 64 {
 		return nil, fmt.Errorf("the database name %s is longer than MySQL's 64 characters; use a shorter database name in --storage", name)
 	}

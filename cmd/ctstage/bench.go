@@ -13,10 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/certificate-transparency-go/loglist3"
+
 	"github.com/ctstage/ctstage/ca"
 	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/internal/loadgen"
-	"github.com/google/certificate-transparency-go/loglist3"
 )
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -39,6 +39,9 @@ type antispam struct {
 	f  *follower
 	// lookup is the decorator's one query, prepared once.
 	lookup *sql.Stmt
+	// next is how many entries the index covers. The follower is the only
+	// writer, so the database is read at open and after a failed step.
+	next atomic.Uint64
 }
 
 const (
@@ -69,11 +72,25 @@ func newAntispam(ctx context.Context, db *sql.DB, mysql bool, log *slog.Logger) 
 	if mysql {
 		a.insertIgnore = "INSERT IGNORE"
 	}
+	if err := a.loadNext(ctx); err != nil {
+		return nil, fmt.Errorf("couldn't read the antispam index: %w", err)
+	}
 	var err error
 	if a.lookup, err = db.PrepareContext(ctx, "SELECT idx FROM "+antispamTable+" WHERE hash = ?"); err != nil {
 		return nil, fmt.Errorf("couldn't prepare the antispam lookup: %w", err)
 	}
 	return a, nil
+}
+
+// loadNext reads how many entries the index covers.
+func (a *antispam) loadNext(ctx context.Context) error {
+	var next uint64
+	err := a.db.QueryRowContext(ctx, "SELECT next FROM "+antispamNextRow+" WHERE id = 0").Scan(&next)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	a.next.Store(next)
+	return nil
 }
 
 // Decorator answers an entry seen before with its first index.
@@ -107,11 +124,6 @@ func (a *antispam) Follower(hasher func([]byte) ([][]byte, error)) tessera.Follo
 type follower struct {
 	a      *antispam
 	hasher func([]byte) ([][]byte, error)
-	// next is the index's size once read: the follower is its only
-	// writer, so it is read from the database once (Tessera asks for it
-	// often, and the follower every followInterval).
-	next atomic.Uint64
-	read atomic.Bool
 }
 
 func (f *follower) Name() string { return "ctstage SQL antispam" }
@@ -133,22 +145,7 @@ func (f *follower) Follow(ctx context.Context, lr tessera.LogReader) {
 }
 
 // EntriesProcessed is how many entries the index covers.
-func (f *follower) EntriesProcessed(ctx context.Context) (uint64, error) {
-	if f.read.Load() {
-		return f.next.Load(), nil
-	}
-	var next uint64
-	err := f.a.db.QueryRowContext(ctx, "SELECT next FROM "+antispamNextRow+" WHERE id = 0").Scan(&next)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		next = 0
-	case err != nil:
-		return 0, err
-	}
-	f.next.Store(next)
-	f.read.Store(true)
-	return next, nil
-}
+func (f *follower) EntriesProcessed(context.Context) (uint64, error) { return f.a.next.Load(), nil }
 
 // catchUp indexes every integrated entry not yet indexed and returns the
 // size reached.
@@ -156,10 +153,7 @@ func (f *follower) catchUp(ctx context.Context, lr tessera.LogReader) (uint64, e
 	f.a.mu.Lock()
 	defer f.a.mu.Unlock()
 	for {
-		next, err := f.EntriesProcessed(ctx)
-		if err != nil {
-			return 0, err
-		}
+		next := f.a.next.Load()
 		size, err := lr.IntegratedSize(ctx)
 		if errors.Is(err, fs.ErrNotExist) {
 			return next, nil // no tree yet
@@ -179,6 +173,10 @@ func (f *follower) catchUp(ctx context.Context, lr tessera.LogReader) (uint64, e
 			to = lim
 		}
 		if err := f.step(ctx, lr, next, to); err != nil {
+			// What the database holds is known again on the next round.
+			if lerr := f.a.loadNext(ctx); lerr != nil {
+				err = errors.Join(err, lerr)
+			}
 			return next, err
 		}
 	}
@@ -188,11 +186,7 @@ func (f *follower) catchUp(ctx context.Context, lr tessera.LogReader) (uint64, e
 func (f *follower) step(ctx context.Context, lr tessera.LogReader, from, to uint64) error {
 	var hashes [][]byte
 	for b := from / entriesPerTile; b*entriesPerTile < to; b++ {
-		width := uint8(0)
-		if end := (b + 1) * entriesPerTile; end > to {
-			width = uint8(to - b*entriesPerTile)
-		}
-		bundle, err := lr.ReadEntryBundle(ctx, b, width)
+		bundle, err := lr.ReadEntryBundle(ctx, b, uint8(widthAt(dataLevel, b, to)%entriesPerTile))
 		if err != nil {
 			return fmt.Errorf("couldn't read entry bundle %d: %w", b, err)
 		}
@@ -229,15 +223,13 @@ func (f *follower) step(ctx context.Context, lr tessera.LogReader, from, to uint
 		return err
 	} else if n == 0 {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+antispamNextRow+" (id, next) VALUES (0, ?)", to); err != nil {
-			f.read.Store(false) // read it again
 			return fmt.Errorf("the antispam index moved under this follower: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		f.read.Store(false)
 		return err
 	}
-	f.next.Store(to)
+	f.a.next.Store(to)
 	return nil
 }
 

@@ -142,11 +142,7 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 	}
 	// Never a tile wider than the published checkpoint: a partial tile
 	// the checkpoint does not require is not served, even if written.
-	lv := level
-	if level == dataLevel {
-		lv = 0
-	}
-	need, ok := tileNeeds(lv, n, width)
+	need, ok := tileNeeds(hashLevel(level), n, width)
 	if !ok {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
@@ -156,16 +152,7 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := l.readTile(r.Context(), level, n, width)
-	if errors.Is(err, fs.ErrNotExist) {
-		http.Error(w, "Not Found", http.StatusNotFound)
-		return
-	}
-	if err != nil {
-		l.opts.Logger.Error("couldn't read a tile", "origin", l.opts.Origin, "path", p, "err", err)
-		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
-		return
-	}
-	serveImmutable(w, r, b, "application/octet-stream", level == dataLevel)
+	l.serveStored(w, r, b, err, "application/octet-stream", level == dataLevel)
 }
 
 // tileNeeds is the tree size that holds tile n of level with that width
@@ -185,22 +172,23 @@ func (l *Log) serveIssuer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := l.store.issuer(r.Context(), fp)
+	l.serveStored(w, r, b, err, "application/pkix-cert", false)
+}
+
+// serveStored serves an immutable resource read from storage (err is the
+// read's: fs.ErrNotExist is a 404, others a 500 logged here),
+// gzip-compressed when compress is set and the client accepts gzip (data
+// tiles, which the spec says SHOULD be compressed).
+func (l *Log) serveStored(w http.ResponseWriter, r *http.Request, b []byte, err error, ctype string, compress bool) {
 	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
 	if err != nil {
-		l.opts.Logger.Error("couldn't read an issuer", "origin", l.opts.Origin, "issuer", fp, "err", err)
+		l.opts.Logger.Error("couldn't read from the log's storage", "origin", l.opts.Origin, "path", r.URL.Path, "err", err)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return
 	}
-	serveImmutable(w, r, b, "application/pkix-cert", false)
-}
-
-// serveImmutable serves an immutable resource, gzip-compressed when
-// compress is set and the client accepts gzip (data tiles, which the spec
-// says SHOULD be compressed).
-func serveImmutable(w http.ResponseWriter, r *http.Request, b []byte, ctype string, compress bool) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	if compress && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {

@@ -143,10 +143,19 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The background tasks of the appender live until Close. What New
+	// started is stopped again, in reverse, when it fails.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var shutdown func(context.Context) error
 	defer func() {
-		if err != nil {
-			st.close()
+		if err == nil {
+			return
 		}
+		if shutdown != nil {
+			shutdown(ctx)
+		}
+		cancel()
+		st.close()
 	}()
 	if opts.Origin, err = bindIdentity(ctx, st, opts.Origin, logID, opts.Existing); err != nil {
 		return nil, err
@@ -155,11 +164,8 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// The background tasks of the appender live until Close.
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	driver, err := st.driver(bg)
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("couldn't open Tessera's storage: %w", err)
 	}
 	as := st.antispam()
@@ -170,14 +176,11 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 		WithCheckpointInterval(interval).
 		WithAntispam(1<<16, as))
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("couldn't start Tessera: %w", err)
 	}
 	// Index what the last run integrated before taking submissions, so
 	// that a duplicate of it gets its original SCT.
 	if _, err := as.f.catchUp(ctx, reader); err != nil {
-		shutdown(ctx)
-		cancel()
 		return nil, fmt.Errorf("couldn't bring the antispam index up to date: %w", err)
 	}
 	l = &Log{
@@ -185,13 +188,11 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 		add: tessera.NewCertificateTransparencyAppender(appender), reader: reader,
 		shutdown: shutdown, cancel: cancel,
 	}
-	l.awaiter = newAwaiter(l, poll)
-	go l.awaiter.run(bg)
 	if l.metrics, err = l.newMetrics(opts.Registerer, opts.Name); err != nil {
-		shutdown(ctx)
-		cancel()
 		return nil, fmt.Errorf("couldn't register the metrics: %w", err)
 	}
+	l.awaiter = newAwaiter(l, poll)
+	go l.awaiter.run(bg)
 	return l, nil
 }
 
@@ -209,7 +210,10 @@ func bindIdentity(ctx context.Context, st store, newOrigin string, logID [32]byt
 	case id != fmt.Sprintf("%x", logID):
 		return "", fmt.Errorf("the log's tiles were made with another key (log ID %s); refusing to fork the log", id)
 	}
-	if why := st.vanished(ctx); why != "" {
+	switch why, err := st.vanished(ctx); {
+	case err != nil:
+		return "", err
+	case why != "":
 		return "", errors.New(why + " while its key remained; refusing to start a new tree under the same key")
 	}
 	return origin, nil
@@ -252,7 +256,7 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 		if _, ok := l.stored.Load(v.fingerprint[i]); ok {
 			continue
 		}
-		if err := l.store.putIssuer(ctx, iss); err != nil {
+		if err := l.store.putIssuer(ctx, v.fingerprint[i], iss); err != nil {
 			return nil, fmt.Errorf("couldn't store an issuer: %w", err)
 		}
 		l.stored.Store(v.fingerprint[i], true)
@@ -324,11 +328,7 @@ func (l *Log) timestampAt(ctx context.Context, idx uint64) (uint64, error) {
 	if idx >= size {
 		return 0, fmt.Errorf("entry %d is beyond the published tree of size %d", idx, size)
 	}
-	w := uint64(entriesPerTile)
-	if idx/entriesPerTile == size/entriesPerTile {
-		w = size % entriesPerTile
-	}
-	bundle, err := l.readTile(ctx, dataLevel, idx/entriesPerTile, w)
+	bundle, err := l.readTile(ctx, dataLevel, idx/entriesPerTile, widthAt(dataLevel, idx/entriesPerTile, size))
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read the data tile of entry %d: %w", idx, err)
 	}
@@ -369,6 +369,25 @@ func (l *Log) notePublished(cp []byte) (uint64, error) {
 // dataLevel stands for the data tiles in readTile.
 const dataLevel = ^uint64(0)
 
+// hashLevel is the level of the hashes a tile of level covers: 0 for the
+// data tiles, whose entries are the level-0 leaves.
+func hashLevel(level uint64) uint64 {
+	if level == dataLevel {
+		return 0
+	}
+	return level
+}
+
+// widthAt is how many entries of tile n of level a tree of size holds:
+// at most a full tile, 0 when none.
+func widthAt(level, n, size uint64) uint64 {
+	nodes := size >> (8 * hashLevel(level))
+	if nodes <= n*entriesPerTile {
+		return 0
+	}
+	return min(nodes-n*entriesPerTile, entriesPerTile)
+}
+
 // readTile reads tile n of level (or the data tile, for dataLevel) with
 // exactly width entries. Tessera's backends may hand back a wider tile
 // than asked for (its MySQL backend keeps one row per tile, which grows);
@@ -379,15 +398,8 @@ func (l *Log) readTile(ctx context.Context, level, n, width uint64) ([]byte, err
 		// Tessera writes a partial tile only at the widths its batches
 		// end at: a width between two of them is cut from the published
 		// one, when that is wider.
-		lv := level
-		if level == dataLevel {
-			lv = 0
-		}
-		nodes := l.published.Load() >> (8 * lv)
-		if nodes > n*entriesPerTile {
-			if w := min(nodes-n*entriesPerTile, entriesPerTile); w > width {
-				b, err = l.readStored(ctx, level, n, w)
-			}
+		if w := widthAt(level, n, l.published.Load()); w > width {
+			b, err = l.readStored(ctx, level, n, w)
 		}
 	}
 	if err != nil {

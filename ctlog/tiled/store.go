@@ -2,7 +2,6 @@ package tiled
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -35,8 +34,9 @@ type store interface {
 	create(ctx context.Context, origin string, logID [32]byte) error
 	// vanished reports why a log whose identity is stored has lost its
 	// tree, or "" when it has not.
-	vanished(ctx context.Context) string
-	putIssuer(ctx context.Context, der []byte) error
+	vanished(ctx context.Context) (string, error)
+	// putIssuer stores an issuer under fp, the SHA-256 of der.
+	putIssuer(ctx context.Context, fp [32]byte, der []byte) error
 	// issuer returns the issuer of that lower-case hex SHA-256, or
 	// fs.ErrNotExist.
 	issuer(ctx context.Context, fp string) ([]byte, error)
@@ -112,17 +112,17 @@ func (s *dirStore) create(_ context.Context, origin string, logID [32]byte) erro
 // vanished: tiles without a checkpoint. A log with neither was stopped
 // between recording its identity and its first checkpoint, before any
 // entry: it may go on.
-func (s *dirStore) vanished(context.Context) string {
+func (s *dirStore) vanished(context.Context) (string, error) {
 	_, errCP := os.Stat(filepath.Join(s.dir, "checkpoint"))
 	_, errTiles := os.Stat(filepath.Join(s.dir, "tile"))
 	if errCP != nil && errTiles == nil {
-		return fmt.Sprintf("the tiles of %s vanished (no checkpoint)", s.dir)
+		return fmt.Sprintf("the tiles of %s vanished (no checkpoint)", s.dir), nil
 	}
-	return ""
+	return "", nil
 }
 
-func (s *dirStore) putIssuer(_ context.Context, der []byte) error {
-	path := filepath.Join(s.dir, "issuer", fmt.Sprintf("%x", sha256.Sum256(der)))
+func (s *dirStore) putIssuer(_ context.Context, fp [32]byte, der []byte) error {
+	path := filepath.Join(s.dir, "issuer", fmt.Sprintf("%x", fp))
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
@@ -193,19 +193,19 @@ func (s *mysqlStore) create(ctx context.Context, origin string, logID [32]byte) 
 
 // vanished: entry bundles without a tree state. A log with neither was
 // stopped between recording its identity and starting its tree.
-func (s *mysqlStore) vanished(ctx context.Context) string {
+func (s *mysqlStore) vanished(ctx context.Context) (string, error) {
 	var state, leaves int
 	if err := s.db.QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM TreeState), (SELECT COUNT(*) FROM TiledLeaves)").Scan(&state, &leaves); err != nil {
-		return fmt.Sprintf("couldn't read the log's tree state: %v", err)
+		return "", fmt.Errorf("couldn't read the log's tree state: %w", err)
 	}
 	if state == 0 && leaves > 0 {
-		return "the log's tree state vanished from its database"
+		return "the log's tree state vanished from its database", nil
 	}
-	return ""
+	return "", nil
 }
 
-func (s *mysqlStore) putIssuer(ctx context.Context, der []byte) error {
-	_, err := s.db.ExecContext(ctx, "INSERT IGNORE INTO ctstage_tiled_issuer (fp, der) VALUES (?, ?)", fmt.Sprintf("%x", sha256.Sum256(der)), der)
+func (s *mysqlStore) putIssuer(ctx context.Context, fp [32]byte, der []byte) error {
+	_, err := s.db.ExecContext(ctx, "INSERT IGNORE INTO ctstage_tiled_issuer (fp, der) VALUES (?, ?)", fmt.Sprintf("%x", fp), der)
 	return err
 }
 

@@ -3,8 +3,6 @@ package loadgen
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"strconv"
@@ -21,15 +19,10 @@ import (
 // verified), and that the entries of VerifySample of them (1,000 when 0,
 // evenly spread) are proven at their leaf_index from the tiles.
 func (r *runner) checkTiled(ctx context.Context, res *Result) error {
-	l := &sctverify.Log{Description: r.cfg.LogURL, URL: r.cfg.MonitoringURL, Key: r.cfg.LogPublicKey, Tiled: true}
-	if len(l.Key) == 0 {
-		return fmt.Errorf("a tiled log needs its public key (give --log-list) to check the checkpoint")
-	}
-	pub, err := x509.ParsePKIXPublicKey(l.Key)
+	l, err := sctverify.NewLog(r.cfg.LogURL, r.cfg.MonitoringURL, r.cfg.LogPublicKey, true)
 	if err != nil {
-		return fmt.Errorf("the log's key: %w", err)
+		return fmt.Errorf("a tiled log needs its public key (give --log-list) to check the checkpoint: %w", err)
 	}
-	l.PublicKey, l.ID = pub, sha256.Sum256(l.Key)
 	v := &sctverify.Verifier{HTTPClient: r.hc}
 	cp, _, err := v.Checkpoint(ctx, l)
 	if err != nil {
