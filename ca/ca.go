@@ -356,7 +356,11 @@ func (c *CA) submitFinal(serial string, chain [][]byte, logs []*ctpolicy.Log) {
 func (c *CA) submitFinalNow(serial string, chain [][]byte, logs []*ctpolicy.Log) {
 	ctx, cancel := context.WithTimeout(c.bgCtx, c.opts.FinalTimeout)
 	defer cancel()
-	err := c.opts.Submitter.SubmitFinal(ctx, chain, logs)
+	logs = c.stillTaking(serial, logs)
+	var err error
+	if len(logs) > 0 {
+		err = c.opts.Submitter.SubmitFinal(ctx, chain, logs)
+	}
 	if err != nil {
 		c.opts.Logger.Warn("couldn't submit final certificate", "serial", serial, "err", err)
 	}
@@ -368,6 +372,31 @@ func (c *CA) submitFinalNow(serial string, chain [][]byte, logs []*ctpolicy.Log)
 	if err := c.opts.Store.FinalSubmitted(ctx, serial); err != nil {
 		c.opts.Logger.Warn("couldn't record the final submission", "serial", serial, "err", err)
 	}
+}
+
+// stillTaking returns the logs of the current log list, among logs, that
+// still take submissions: a log that retired (or became readonly or
+// rejected), or left the list, can never take the final certificate,
+// and what it was owed is dropped with a log line rather than retried.
+func (c *CA) stillTaking(serial string, logs []*ctpolicy.Log) []*ctpolicy.Log {
+	now := c.opts.Now()
+	current := map[[32]byte]*ctpolicy.Log{}
+	for _, l := range c.opts.Submitter.Logs() {
+		current[l.LogID] = l
+	}
+	var out []*ctpolicy.Log
+	for _, l := range logs {
+		cur := current[l.LogID]
+		switch {
+		case cur == nil:
+			c.opts.Logger.Info("final certificate not submitted: the log left the log list", "serial", serial, "log", l.Description)
+		case !cur.UsableAt(now):
+			c.opts.Logger.Info("final certificate not submitted: the log no longer takes submissions", "serial", serial, "log", l.Description, "state", cur.State)
+		default:
+			out = append(out, cur)
+		}
+	}
+	return out
 }
 
 // finalSettled reports whether the error of a final submission (one error

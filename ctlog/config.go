@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/ctstage/ctstage/ctlog/faults"
 )
 
 // Config is the logs section of ctstage's YAML config file (docs/config.md),
@@ -66,13 +69,25 @@ type Shard struct {
 	// MaxGetEntries is the most entries one get-entries answer holds.
 	// Default 1000.
 	MaxGetEntries int64 `yaml:"max_get_entries"`
-	// State is the log list state: "usable" (default), "qualified",
-	// "readonly" (add-chain refused) or "retired".
+	// State is the shard's state in Chrome's log lifecycle: "pending",
+	// "qualified", "usable" (default), "readonly", "retired" or
+	// "rejected" (docs/faults.md). readonly and retired shards refuse
+	// submissions with 403 and freeze their tree; rejected ones answer
+	// 403 to everything.
 	State string `yaml:"state"`
+	// StateAt is when State takes effect; before it the shard is usable
+	// (pending, for a pending shard). A future time is "retires at".
+	// Default: when the shard was created. A state set through the
+	// management API wins over the file's until the file's state or
+	// state_at is edited.
+	StateAt time.Time `yaml:"state_at"`
+	// Faults are active from the start (docs/faults.md); the management
+	// API changes them at run time.
+	Faults []faults.Fault `yaml:"faults"`
 	// Type is "rfc6962" (default: ctfe on Trillian) or "tiled": a Static
 	// CT API log on Tessera (package ctlog/tiled), listed under the
 	// operator's tiled_logs, its tiles under --data/tiled/<name>. Tiled
-	// shards take neither state "readonly" nor ext_key_usages yet.
+	// shards take no ext_key_usages or reject_expired yet.
 	Type string `yaml:"type"`
 }
 
@@ -229,19 +244,28 @@ func (s Shard) validate() error {
 	if s.MMD < time.Second || s.MaxGetEntries < 1 {
 		return fmt.Errorf("config: shard %q: mmd must be at least 1s and max_get_entries at least 1", s.Name)
 	}
-	switch s.State {
-	case "usable", "qualified", "readonly", "retired":
-	default:
-		return fmt.Errorf("config: shard %q: state %q: want usable, qualified, readonly or retired", s.Name, s.State)
+	if !slices.Contains(States, s.State) {
+		return fmt.Errorf("config: shard %q: state %q: want one of %s", s.Name, s.State, strings.Join(States, ", "))
 	}
 	switch s.Type {
 	case "", "rfc6962":
 	case "tiled":
-		if s.State == "readonly" || s.State == "retired" || len(s.ExtKeyUsages) > 0 || s.RejectExpired {
-			return fmt.Errorf("config: shard %q: a tiled shard takes no state readonly or retired, ext_key_usages or reject_expired yet", s.Name)
+		if len(s.ExtKeyUsages) > 0 || s.RejectExpired {
+			return fmt.Errorf("config: shard %q: a tiled shard takes no ext_key_usages or reject_expired yet", s.Name)
 		}
 	default:
 		return fmt.Errorf("config: shard %q: type %q: want rfc6962 or tiled", s.Name, s.Type)
+	}
+	seen := map[faults.Kind]bool{}
+	for i := range s.Faults {
+		f := s.Faults[i]
+		if err := f.Validate(s.Tiled()); err != nil {
+			return fmt.Errorf("config: shard %q: faults[%d]: %w", s.Name, i, err)
+		}
+		if seen[f.Kind] {
+			return fmt.Errorf("config: shard %q: faults[%d]: a second %s fault", s.Name, i, f.Kind)
+		}
+		seen[f.Kind] = true
 	}
 	return nil
 }

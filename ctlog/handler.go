@@ -12,17 +12,20 @@ import (
 	"time"
 
 	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/trillian/ctfe"
 )
 
 func (s *Server) newMux() http.Handler {
 	mux := http.NewServeMux()
 	for _, sh := range s.shards {
+		f := s.byName[sh.cfg.Name]
 		for path, h := range sh.instance.Handlers {
-			mux.Handle(path, s.shardHandler(sh, path, h))
+			mux.Handle(path, f.wrap(s.shardHandler(sh, path, h)))
 		}
 	}
 	for _, t := range s.tiled {
-		mux.Handle("/"+t.cfg.Name+"/", http.StripPrefix("/"+t.cfg.Name, t.log.Handler()))
+		f := s.byName[t.cfg.Name]
+		mux.Handle("/"+t.cfg.Name+"/", f.wrap(http.StripPrefix("/"+t.cfg.Name, t.log.Handler())))
 	}
 	mux.HandleFunc("GET /log.v3.json", s.serveLogList)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
@@ -32,12 +35,22 @@ func (s *Server) newMux() http.Handler {
 // shardHandler puts ctstage's front-end rules around one ctfe endpoint:
 // bounded bodies refused with 400, get-entries cut to the shard's limit,
 // submissions counted, Retry-After on 503.
-func (s *Server) shardHandler(sh *shard, path string, h http.Handler) http.Handler {
+func (s *Server) shardHandler(sh *shard, path string, app ctfe.AppHandler) http.Handler {
+	var h http.Handler = app
+	if sh.clock != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if sh.clock.f.skew.Load() != 0 {
+				s.serveSkewed(app, w, r)
+				return
+			}
+			app.ServeHTTP(w, r)
+		})
+	}
 	endpoint := path[strings.LastIndex(path, "/")+1:]
 	isAdd := strings.HasSuffix(path, ct.AddChainPath) || strings.HasSuffix(path, ct.AddPreChainPath)
 	limit := s.opts.Config.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w}
+		rw := &statusWriter{ResponseWriter: w, scanTS: isAdd}
 		switch {
 		case isAdd && r.Method == http.MethodPost:
 			if err := bufferBody(r, limit); err != nil {
@@ -59,6 +72,9 @@ func (s *Server) shardHandler(sh *shard, path string, h http.Handler) http.Handl
 		}
 		if isAdd {
 			s.metrics.submissions.WithLabelValues(sh.cfg.Name, endpoint, outcome(rw.status)).Inc()
+			if rw.status == http.StatusOK && rw.ts != 0 {
+				s.byName[sh.cfg.Name].noteSCT(rw.ts, time.Now())
+			}
 		}
 	})
 }
@@ -130,6 +146,9 @@ func clampGetEntries(r *http.Request, limit int64) {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// scanTS asks for the SCT's timestamp, read from the answer into ts.
+	scanTS bool
+	ts     int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -146,6 +165,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	if w.scanTS && w.ts == 0 {
+		w.ts = jsonTimestamp(b)
+	}
 	return w.ResponseWriter.Write(b)
 }
 
@@ -161,4 +183,21 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, "ok\n")
+}
+
+// jsonTimestamp reads the number after "timestamp": in an add-chain
+// answer without decoding it; 0 when there is none.
+func jsonTimestamp(b []byte) int64 {
+	i := bytes.Index(b, []byte(`"timestamp":`))
+	if i < 0 {
+		return 0
+	}
+	var n int64
+	for _, c := range bytes.TrimLeft(b[i+len(`"timestamp":`):], " ") {
+		if c < '0' || c > '9' || n > 1e17 {
+			break
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/trillian/types"
+
+	"github.com/ctstage/ctstage/ctlog/faults"
 )
 
 // A shard is stalled when its sequencer has made no progress for longer
@@ -41,9 +43,32 @@ func (s *Server) sinceProgress(root *types.LogRootV1, now time.Time) time.Durati
 	return now.Sub(time.Unix(0, last))
 }
 
-// stalled reports whether a shard with root is stalled at now, and for how
-// long it has gone without progress.
-func (s *Server) stalled(root *types.LogRootV1, now time.Time) (bool, time.Duration) {
+// queueStallBound is how long a fresh SCT may go without a tree head
+// signed after it before its shard counts as stalled: the sequencer
+// integrates within about a second.
+const queueStallBound = 10 * time.Second
+
+// stalled reports whether shard sh with root is stalled at now, and for
+// how long it has gone without progress. A shard that issued a fresh SCT
+// (not a duplicate's) and has signed no tree head since is stalled once
+// that SCT is queueStallBound old: a stall under load shows in seconds.
+// An idle shard issues no SCTs, so only the slow bound (no tree head for
+// 2 x sth_max_age + 5s) applies to it, and no false alarm comes from
+// idleness. A shard under the no_integrate fault is stalled on purpose
+// and never counts.
+func (s *Server) stalled(sh *shard, root *types.LogRootV1, now time.Time) (bool, time.Duration) {
+	f := s.byName[sh.cfg.Name]
+	if _, ok := f.faults.Get(faults.NoIntegrate); ok {
+		return false, 0
+	}
+	rootMS := int64(root.TimestampNanos / 1e6)
+	if q := f.queued.Load(); q != 0 {
+		if rootMS >= q {
+			f.queued.CompareAndSwap(q, 0)
+		} else if d := now.Sub(time.UnixMilli(q)); d > queueStallBound && s.runStart.Load() != 0 {
+			return true, d
+		}
+	}
 	d := s.sinceProgress(root, now)
 	return d > s.opts.Config.stallBound(), d
 }
@@ -52,7 +77,7 @@ func (s *Server) stalled(root *types.LogRootV1, now time.Time) (bool, time.Durat
 // and logs once when it becomes stalled and once when it recovers; was is
 // its state at the last call. It returns the new state.
 func (s *Server) watchStall(sh *shard, root *types.LogRootV1, was bool) bool {
-	stalled, d := s.stalled(root, time.Now())
+	stalled, d := s.stalled(sh, root, time.Now())
 	if stalled != was {
 		if stalled {
 			s.log.Warn("shard stalled: its sequencer has signed no tree head; entries are not being integrated",
@@ -81,9 +106,9 @@ func (s *Server) Ready(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("shard %s: %w", sh.cfg.Name, err))
 			continue
 		}
-		if stalled, d := s.stalled(root, now); stalled {
-			errs = append(errs, fmt.Errorf("shard %s stalled: no new tree head for %s (bound %s), entries are not being integrated",
-				sh.cfg.Name, d.Round(time.Second), s.opts.Config.stallBound()))
+		if stalled, d := s.stalled(sh, root, now); stalled {
+			errs = append(errs, fmt.Errorf("shard %s stalled: no new tree head for %s, entries are not being integrated",
+				sh.cfg.Name, d.Round(time.Second)))
 		}
 	}
 	for _, t := range s.tiled {

@@ -1,6 +1,7 @@
 package ctlog
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -56,7 +57,7 @@ func (s *Server) logEntry(sh *shard) *loglist3.Log {
 		Key:              sh.pubDER,
 		URL:              s.shardURL(sh.cfg.Name),
 		MMD:              int32(sh.cfg.MMD / time.Second),
-		State:            logState(sh.cfg.State, sh.tree.CreateTime.AsTime().UTC().Truncate(time.Second)),
+		State:            s.listState(s.byName[sh.cfg.Name]),
 		TemporalInterval: sh.cfg.temporalInterval(),
 		Type:             "test",
 	}
@@ -84,18 +85,18 @@ func (s *Server) shardURL(name string) string {
 	return strings.TrimRight(s.opts.BaseURL, "/") + "/" + name + "/"
 }
 
-func logState(state string, since time.Time) *loglist3.LogStates {
-	st := &loglist3.LogState{Timestamp: since}
-	switch state {
-	case "qualified":
-		return &loglist3.LogStates{Qualified: st}
-	case "readonly":
-		return &loglist3.LogStates{ReadOnly: &loglist3.ReadOnlyLogState{LogState: *st}}
-	case "retired":
-		return &loglist3.LogStates{Retired: st}
-	default:
-		return &loglist3.LogStates{Usable: st}
+// listState is a shard's state as the log list has it: the state and
+// when it takes effect, and for a readonly shard its final tree head (the
+// current head until the frozen one is recorded).
+func (s *Server) listState(f *front) *loglist3.LogStates {
+	rec := f.state.get()
+	var head TreeHead
+	if rec.State == StateReadOnly && rec.Final == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		head, _ = s.head(ctx, f)
+		cancel()
 	}
+	return logStates(rec, head)
 }
 
 func (s *Server) serveLogList(w http.ResponseWriter, _ *http.Request) {

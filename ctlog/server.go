@@ -18,6 +18,8 @@ import (
 	"github.com/google/trillian/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ctstage/ctstage/ctlog/faults"
 )
 
 // Options configure a Server.
@@ -55,7 +57,14 @@ type Server struct {
 	trillian *trillianServer
 	shards   []*shard
 	tiled    []*tiledShard
+	// fronts are every shard's state and faults, in config order.
+	fronts   []*front
+	byName   map[string]*front
 	metrics  *metrics
+	hits     *prometheus.CounterVec
+
+	listeners sync.Mutex
+	onChange  []func()
 	handler  http.Handler
 	created  time.Time
 	// runStart is when Run began, in Unix nanoseconds; 0 before.
@@ -82,7 +91,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Logger, trillian: ts, metrics: newMetrics(opts.Registerer), created: time.Now()}
+	s := &Server{opts: opts, log: opts.Logger, trillian: ts, metrics: newMetrics(opts.Registerer), created: time.Now(),
+		byName: map[string]*front{}, hits: faults.NewHits(opts.Registerer)}
 	if m := maxGetEntries(opts.Config); m != ctfe.MaxGetEntriesAllowed {
 		// ctfe's limit is a process-wide variable its handlers read without
 		// a lock: set it only when a config needs another value, before
@@ -106,6 +116,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			s.log.Info("tiled shard ready", "shard", sc.Name, "operator", sc.Operator, "origin", tsh.origin,
 				"log_id", fmt.Sprintf("%x", tsh.logID), "not_after_start", sc.NotAfterStart, "not_after_limit", sc.NotAfterLimit)
 			s.tiled = append(s.tiled, tsh)
+			if err := s.addFront(sc, tsh.logID, tsh.created, nil, tsh); err != nil {
+				s.Close()
+				return nil, err
+			}
 			continue
 		}
 		sh, err := newShard(ctx, ts, sc, opts.Config, opts.DataDir, opts.RootFiles, metricFactory{reg: opts.Registerer, prefix: "ctfe_"})
@@ -117,9 +131,65 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		s.log.Info("shard ready", "shard", sc.Name, "operator", sc.Operator, "tree_id", sh.tree.TreeId,
 			"log_id", fmt.Sprintf("%x", sh.logID), "not_after_start", sc.NotAfterStart, "not_after_limit", sc.NotAfterLimit)
 		s.shards = append(s.shards, sh)
+		if err := s.addFront(sc, sh.logID, sh.tree.CreateTime.AsTime(), sh, nil); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	s.handler = s.newMux()
 	return s, nil
+}
+
+// addFront sets up a shard's state (from --data/logs/<shard>.state.json,
+// or the config) and its faults (from the config).
+func (s *Server) addFront(sc ShardOf, logID [32]byte, created time.Time, sh *shard, tsh *tiledShard) error {
+	st, err := loadState(s.opts.DataDir, sc.Shard, created)
+	if err != nil {
+		return fmt.Errorf("shard %s: couldn't read its state: %w", sc.Name, err)
+	}
+	f := &front{name: sc.Name, operator: sc.Operator, tiled: sc.Tiled(), logID: logID, state: st,
+		faults: faults.NewSet(sc.Tiled()), rfc: sh, tl: tsh}
+	f.mw = &faults.Middleware{Shard: sc.Name, Set: f.faults, Endpoint: f.endpoint, Logger: s.log, Hits: s.hits}
+	if sh != nil {
+		f.mw.Views = rfcViews{s: s, f: f}
+		sh.clock = &skewClock{f: f}
+		for _, h := range sh.instance.Handlers {
+			h.Info.TimeSource = sh.clock
+		}
+	} else {
+		f.mw.Views = tiledViews{f: f}
+	}
+	now := time.Now()
+	for _, flt := range sc.Faults {
+		if err := f.faults.Add(flt, now); err != nil {
+			return fmt.Errorf("shard %s: %w", sc.Name, err)
+		}
+	}
+	if len(sc.Faults) > 0 {
+		s.applyFaults(f)
+		s.log.Warn("shard starts with faults from the config", "shard", sc.Name, "faults", len(sc.Faults))
+	}
+	f.faults.OnChange(func() { s.applyFaults(f); s.changed() })
+	s.fronts = append(s.fronts, f)
+	s.byName[sc.Name] = f
+	return nil
+}
+
+// OnChange registers fn to run after a shard's state or faults changed
+// (the log list changed with them).
+func (s *Server) OnChange(fn func()) {
+	s.listeners.Lock()
+	s.onChange = append(s.onChange, fn)
+	s.listeners.Unlock()
+}
+
+func (s *Server) changed() {
+	s.listeners.Lock()
+	fns := append([]func(){}, s.onChange...)
+	s.listeners.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // maxGetEntries is the largest per-shard limit: ctfe's limit is global, and
@@ -174,6 +244,7 @@ func (s *Server) watchRoots(ctx context.Context) {
 			if err != nil {
 				continue
 			}
+			s.byName[sh.cfg.Name].rememberHead(signedHead{size: root.TreeSize, root: root.RootHash, ts: root.TimestampNanos / 1e6})
 			s.metrics.treeSize.WithLabelValues(sh.cfg.Name).Set(float64(root.TreeSize))
 			age := time.Since(time.Unix(0, int64(root.TimestampNanos)))
 			s.metrics.sthAge.WithLabelValues(sh.cfg.Name).Set(age.Seconds())
@@ -182,6 +253,10 @@ func (s *Server) watchRoots(ctx context.Context) {
 				s.sampleMergeDelay(ctx, sh, sizes[i], root.TreeSize)
 			}
 			sizes[i], seen[i] = root.TreeSize, true
+		}
+		now := time.Now()
+		for _, f := range s.fronts {
+			s.watchFreeze(ctx, f, now)
 		}
 		select {
 		case <-ctx.Done():

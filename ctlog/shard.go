@@ -48,6 +48,8 @@ type shard struct {
 	pubDER   []byte
 	logID    [sha256.Size]byte
 	instance *ctfe.Instance
+	// clock is ctfe's clock for the shard, skewed by sct_timestamp_skew.
+	clock *skewClock
 }
 
 // keyPath is where a shard's private key lives under the data directory.
@@ -187,7 +189,6 @@ func newInstance(ctx context.Context, ts *trillianServer, s ShardOf, treeID int6
 		PublicKey:        &keyspb.PublicKey{Der: pubDER},
 		RejectExpired:    s.RejectExpired,
 		ExtKeyUsages:     s.ExtKeyUsages,
-		IsReadonly:       s.State == "readonly" || s.State == "retired",
 		MaxMergeDelaySec: int32(s.MMD / time.Second),
 	}
 	if !s.NotAfterStart.IsZero() {

@@ -125,7 +125,7 @@ func (s *Server) tiledLogEntry(sh *tiledShard) *loglist3.TiledLog {
 		SubmissionURL:    s.shardURL(sh.cfg.Name),
 		MonitoringURL:    s.shardURL(sh.cfg.Name),
 		MMD:              60,
-		State:            logState(sh.cfg.State, sh.created),
+		State:            s.listState(s.byName[sh.cfg.Name]),
 		TemporalInterval: sh.cfg.temporalInterval(),
 		Type:             "test",
 	}

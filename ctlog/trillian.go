@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/google/trillian"
@@ -32,7 +33,52 @@ type trillianServer struct {
 	log       trillian.TrillianLogClient
 	admin     trillian.TrillianAdminClient
 	sequencer *log.OperationManager
+	held      *heldSequencer
 	served    chan struct{}
+}
+
+// heldSequencer is Trillian's sequencer with holds per tree (the
+// no_integrate fault): a held tree's pass integrates only the leaves
+// queued longer ago than its hold's delay (none, for a hold without
+// one), so the entries wait while the tree's root is still signed
+// afresh every sth_max_age, as a log that takes entries and does not
+// integrate them shows.
+type heldSequencer struct {
+	registry extension.Registry
+	normal   log.Operation
+	mu       sync.RWMutex
+	held     map[int64]log.Operation
+}
+
+// forever stands for a hold without a delay: no leaf is that old.
+const forever = 100 * 365 * 24 * time.Hour
+
+func (h *heldSequencer) ExecutePass(ctx context.Context, logID int64, info *log.OperationInfo) (int, error) {
+	h.mu.RLock()
+	op := h.held[logID]
+	h.mu.RUnlock()
+	if op == nil {
+		op = h.normal
+	}
+	return op.ExecutePass(ctx, logID, info)
+}
+
+// hold makes tree's passes integrate only leaves queued more than after
+// ago; 0 is never.
+func (t *trillianServer) hold(tree int64, after time.Duration) {
+	if after <= 0 {
+		after = forever
+	}
+	t.held.mu.Lock()
+	t.held.held[tree] = log.NewSequencerManager(t.held.registry, after)
+	t.held.mu.Unlock()
+}
+
+// release ends a hold: the next pass integrates what waits.
+func (t *trillianServer) release(tree int64) {
+	t.held.mu.Lock()
+	delete(t.held.held, tree)
+	t.held.mu.Unlock()
 }
 
 func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf monitoring.MetricFactory, cfg Config) (*trillianServer, error) {
@@ -62,6 +108,7 @@ func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf moni
 		admin:  trillian.NewTrillianAdminClient(conn),
 		served: make(chan struct{}),
 	}
+	t.held = &heldSequencer{registry: registry, normal: log.NewSequencerManager(registry, 0), held: map[int64]log.Operation{}}
 	t.sequencer = log.NewOperationManager(log.OperationInfo{
 		Registry:    registry,
 		BatchSize:   cfg.SequencerBatchSize,
@@ -69,7 +116,7 @@ func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf moni
 		RunInterval: cfg.SequencerInterval,
 		NumWorkers:  len(cfg.Shards()),
 		Timeout:     30 * time.Second,
-	}, log.NewSequencerManager(registry, 0))
+	}, t.held)
 	go func() {
 		defer close(t.served)
 		g.Serve(lis)

@@ -31,9 +31,10 @@ type Log struct {
 	Key []byte
 	// RFC6962 is false for static-ct-api (tiled) logs.
 	RFC6962 bool
-	// Usable reports a log list state of usable or qualified: only such logs
-	// are submitted to.
-	Usable bool
+	// State is the log list state ("usable", "readonly", ...; "" when the
+	// list gives none) and StateAt its timestamp.
+	State   string
+	StateAt time.Time
 	// Start and End bound the NotAfter the log takes: [Start, End); zero
 	// when the log is not temporally sharded.
 	Start, End time.Time
@@ -43,9 +44,24 @@ type Log struct {
 	hc       *http.Client
 }
 
-// Accepts reports whether the log takes a certificate expiring at notAfter.
-func (l *Log) Accepts(notAfter time.Time) bool {
-	if !l.Usable {
+// UsableAt reports whether the CA submits to the log at now: its state is
+// usable or qualified, or it becomes readonly, retired or rejected only
+// after now (a log that retires in the future is used until then). A
+// pending log, or one whose list gives no state, is not submitted to.
+func (l *Log) UsableAt(now time.Time) bool {
+	switch l.State {
+	case "usable", "qualified":
+		return true
+	case "readonly", "retired", "rejected":
+		return now.Before(l.StateAt)
+	}
+	return false
+}
+
+// Accepts reports whether the log takes, at now, a certificate expiring
+// at notAfter.
+func (l *Log) Accepts(notAfter, now time.Time) bool {
+	if !l.UsableAt(now) {
 		return false
 	}
 	if !l.Start.IsZero() && notAfter.Before(l.Start) {
@@ -130,13 +146,31 @@ func newLog(operator, desc, url string, key, logID []byte, st *loglist3.LogState
 	if len(logID) != 0 && string(logID) != string(l.LogID[:]) {
 		return nil, fmt.Errorf("log %s: log_id is not the SHA-256 of its key", desc)
 	}
-	if st != nil {
-		s := st.LogStatus()
-		l.Usable = s == loglist3.UsableLogStatus || s == loglist3.QualifiedLogStatus
-	}
+	l.State, l.StateAt = listState(st)
 	if ti != nil {
 		l.Start, l.End = ti.StartInclusive, ti.EndExclusive
 	}
 	l.base, l.hc = strings.TrimRight(url, "/"), hc
 	return l, nil
+}
+
+// listState reads a log list's state object.
+func listState(st *loglist3.LogStates) (string, time.Time) {
+	switch {
+	case st == nil:
+		return "", time.Time{}
+	case st.Pending != nil:
+		return "pending", st.Pending.Timestamp
+	case st.Qualified != nil:
+		return "qualified", st.Qualified.Timestamp
+	case st.Usable != nil:
+		return "usable", st.Usable.Timestamp
+	case st.ReadOnly != nil:
+		return "readonly", st.ReadOnly.Timestamp
+	case st.Retired != nil:
+		return "retired", st.Retired.Timestamp
+	case st.Rejected != nil:
+		return "rejected", st.Rejected.Timestamp
+	}
+	return "", time.Time{}
 }

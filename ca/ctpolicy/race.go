@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	ct "github.com/google/certificate-transparency-go"
@@ -46,6 +48,7 @@ type Options struct {
 // certificates. It is safe for concurrent use.
 type Submitter struct {
 	opts    Options
+	logs    atomic.Pointer[[]*Log]
 	metrics *metrics
 }
 
@@ -78,7 +81,16 @@ func NewSubmitter(opts Options) (*Submitter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Submitter{opts: opts, metrics: m}, nil
+	s := &Submitter{opts: opts, metrics: m}
+	s.SetLogs(opts.Logs)
+	return s, nil
+}
+
+// SetLogs replaces the candidate logs (a new log list: states changed,
+// logs came or went). Races already running keep the logs they began with.
+func (s *Submitter) SetLogs(logs []*Log) {
+	logs = slices.Clone(logs)
+	s.logs.Store(&logs)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -89,7 +101,7 @@ func setDefault[T comparable](p *T, v T) {
 }
 
 // Logs returns the candidate logs.
-func (s *Submitter) Logs() []*Log { return s.opts.Logs }
+func (s *Submitter) Logs() []*Log { return *s.logs.Load() }
 
 // GetSCTs submits the precertificate chain (precertificate, its issuer, ...
 // up to but excluding nothing: the root may be left out) to logs that accept
@@ -131,8 +143,9 @@ func (s *Submitter) GetSCTs(ctx context.Context, chain [][]byte, notBefore, notA
 func (s *Submitter) candidates(notAfter time.Time) []*Log {
 	byOp := map[string][]*Log{}
 	var ops []string
-	for _, l := range s.opts.Logs {
-		if !l.Accepts(notAfter) {
+	now := s.opts.Now()
+	for _, l := range s.Logs() {
+		if !l.Accepts(notAfter, now) {
 			continue
 		}
 		if byOp[l.Operator] == nil {

@@ -101,10 +101,7 @@ func (l *Log) serveRoots(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp, err := l.reader.ReadCheckpoint(r.Context())
-	if err == nil {
-		_, err = l.notePublished(cp)
-	}
+	cp, _, err := l.servedCheckpoint(r.Context())
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "Service Unavailable\nno checkpoint yet", http.StatusServiceUnavailable)
@@ -147,7 +144,7 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
 	}
-	if size, err := l.publishedSize(r.Context(), need); err != nil || size < need {
+	if size, err := l.servedSize(r.Context(), need); err != nil || size < need {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
 	}

@@ -108,6 +108,8 @@ type Log struct {
 	// stored holds the fingerprints of the issuers stored, which need no
 	// second write.
 	stored sync.Map
+	// faults are the hooks of injected faults (faults.go).
+	faults faultState
 }
 
 // New opens (or creates) the log in opts.Dir or opts.DB and starts its
@@ -262,9 +264,11 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 		l.stored.Store(v.fingerprint[i], true)
 	}
 	start := time.Now()
-	e := v.entry(uint64(l.opts.Now().UnixMilli()))
+	e := v.entry(uint64(l.opts.Now().Add(l.skew()).UnixMilli()))
 	idx, err := l.add(ctx, e)()
-	if err == nil {
+	if err == nil && !l.holding() {
+		// Under a hold (no_publish) the SCT comes once the entry is
+		// sequenced: the checkpoint readers see does not advance.
 		err = l.awaiter.await(ctx, idx.Index)
 	}
 	if err != nil {
@@ -274,6 +278,12 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 		return nil, fmt.Errorf("couldn't sequence the entry: %w", err)
 	}
 	if idx.IsDup {
+		if l.holding() {
+			// The original may not be published yet: wait for it.
+			if err := l.awaiter.await(ctx, idx.Index); err != nil {
+				return nil, fmt.Errorf("couldn't sequence the entry: %w", err)
+			}
+		}
 		ts, err := l.timestampAt(ctx, idx.Index)
 		if err != nil {
 			return nil, err
@@ -357,6 +367,9 @@ func (l *Log) notePublished(cp []byte) (uint64, error) {
 	size, err := checkpointSize(cp, l.opts.Origin)
 	if err != nil {
 		return 0, err
+	}
+	if size > l.published.Load() {
+		l.faults.remember(cp, size, time.Now())
 	}
 	for {
 		old := l.published.Load()

@@ -62,8 +62,26 @@ func (st *Stage) startCA(ctx context.Context) error {
 	st.undo.push("CA", st.CA.Close)
 	h := st.CA.Handler()
 	st.ca.handler.Store(&h)
+	if opts.LogList == "" {
+		// The CA follows its own logs' states and faults at once: a log
+		// that turns readonly is not submitted to from the next issuance.
+		st.Logs.OnChange(func() {
+			logs, err := ctpolicy.LogsFromList(st.Logs.LogList(), hc)
+			if err != nil {
+				st.log.Error("couldn't use the changed log list", "err", err)
+				return
+			}
+			sub.SetLogs(logs)
+		})
+	}
 	if opts.MgmtAddr != "" {
-		addr, err := st.listenAndServe("--mgmt-addr", opts.MgmtAddr, st.CA.MgmtHandler(), nil)
+		// One management address: the log-state and fault API under
+		// /logs, the CA's /issue beside it, both behind loopback.Guard.
+		mux := http.NewServeMux()
+		mux.Handle("/logs", st.Logs.MgmtHandler())
+		mux.Handle("/logs/", st.Logs.MgmtHandler())
+		mux.Handle("/", st.CA.MgmtHandler())
+		addr, err := st.listenAndServe("--mgmt-addr", opts.MgmtAddr, mux, nil)
 		if err != nil {
 			return err
 		}

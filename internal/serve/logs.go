@@ -109,9 +109,15 @@ func (st *Stage) startLogs(ctx context.Context) error {
 	}
 	// Popped after the log server's shutdown and the sequencers' stop.
 	st.undo.push("logs", func(context.Context) error { st.Logs.Close(); return nil })
-	if err := st.Logs.WriteLogList(filepath.Join(st.opts.DataDir, LogListFile)); err != nil {
+	listPath := filepath.Join(st.opts.DataDir, LogListFile)
+	if err := st.Logs.WriteLogList(listPath); err != nil {
 		return err
 	}
+	st.Logs.OnChange(func() {
+		if err := st.Logs.WriteLogList(listPath); err != nil {
+			st.log.Warn("couldn't write the changed log list", "path", listPath, "err", err)
+		}
+	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
 	st.group.Go(func() error {
