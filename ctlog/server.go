@@ -58,15 +58,15 @@ type Server struct {
 	shards   []*shard
 	tiled    []*tiledShard
 	// fronts are every shard's state and faults, in config order.
-	fronts   []*front
-	byName   map[string]*front
-	metrics  *metrics
-	hits     *prometheus.CounterVec
+	fronts  []*front
+	byName  map[string]*front
+	metrics *metrics
+	hits    *prometheus.CounterVec
 
 	listeners sync.Mutex
 	onChange  []func()
-	handler  http.Handler
-	created  time.Time
+	handler   http.Handler
+	created   time.Time
 	// runStart is when Run began, in Unix nanoseconds; 0 before.
 	runStart atomic.Int64
 
