@@ -249,6 +249,7 @@ type race struct {
 	inflight int
 	inflOp   map[string]int // submissions in flight per operator
 	gotOp    map[string]int // SCTs obtained per operator
+	rfcInfl  int            // submissions to RFC 6962 logs in flight
 	got      []SCT
 	errs     []error
 }
@@ -270,6 +271,9 @@ func (r *race) run() ([]SCT, error) {
 		case res := <-r.results:
 			r.inflight--
 			r.inflOp[res.log.Operator]--
+			if res.log.RFC6962 {
+				r.rfcInfl--
+			}
 			if res.err != nil {
 				r.fail(res.err)
 				r.startNext()
@@ -312,6 +316,9 @@ func (r *race) startNext() bool {
 			r.cands = append(r.cands[:i:i], r.cands[i+1:]...)
 			r.inflight++
 			r.inflOp[l.Operator]++
+			if l.RFC6962 {
+				r.rfcInfl++
+			}
 			go r.submit(l)
 			return true
 		}
@@ -323,6 +330,12 @@ func (r *race) startNext() bool {
 // up to 180 days a second SCT from one operator is never needed, and beyond
 // a third from one operator does not count.
 func (r *race) useful(l *Log, countInflight bool) bool {
+	if l.RFC6962 && !r.haveRFC6962(countInflight) {
+		// Check asks for an SCT from an RFC 6962 log: when the logs that
+		// answered (or may) are all tiled, one more from an operator
+		// already served is what the policy needs.
+		return true
+	}
 	n := r.gotOp[l.Operator]
 	if countInflight {
 		n += r.inflOp[l.Operator]
@@ -331,6 +344,20 @@ func (r *race) useful(l *Log, countInflight bool) bool {
 		return n < 1
 	}
 	return n < 2
+}
+
+// haveRFC6962 reports whether an SCT from an RFC 6962 log was obtained
+// (or, with countInflight, may come from a submission in flight).
+func (r *race) haveRFC6962(countInflight bool) bool {
+	if countInflight && r.rfcInfl > 0 {
+		return true
+	}
+	for _, s := range r.got {
+		if s.Log.RFC6962 {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *race) submit(l *Log) {

@@ -6,6 +6,7 @@
 //	ctstage verify [flags] FILE  check SCTs, inclusion proofs and CT policies
 //	ctstage bench [flags]        load-test a log's add-pre-chain
 //	ctstage bench-scale [flags]  measure a log at two tree sizes
+//	ctstage log list|state|fault|clear  drive a serve's log states and faults
 //
 // Each subcommand has its own flag set: the libraries ctstage builds on
 // register global flags of their own, which ctstage never parses.
@@ -40,6 +41,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"verify":      verifyCmd,
 	"bench":       benchCmd,
 	"bench-scale": benchScaleCmd,
+	"log":         logCmd,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -70,6 +72,7 @@ commands:
   verify       check a certificate's (or a TLS server's) SCTs, inclusion proofs and Chrome/Apple/Mozilla CT policies
   bench        submit unique precertificate chains to a log and report throughput and merge delay
   bench-scale  grow a log to N entries and measure adds, proofs, get-entries and disk use at two sizes
+  log          list a running serve's logs, set their states and faults (docs/faults.md)
 
 Run "ctstage <command> -h" for a command's flags.
 `)

@@ -49,7 +49,7 @@ type Middleware struct {
 func NewHits(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ctstage_log_fault_hits_total",
-		Help: "Requests (and, for no_integrate and no_publish, entries) that an injected fault touched, by shard and kind.",
+		Help: "Requests that an injected fault touched, by shard and kind (for no_integrate, no_publish and sct_timestamp_skew: the submissions made while it was set).",
 	}, []string{"shard", "kind"})
 	if reg == nil {
 		return c
@@ -156,6 +156,12 @@ func (m *Middleware) serve(h http.Handler, w http.ResponseWriter, r *http.Reques
 		if _, ok := m.Set.Hits(STHRollback, ep, client); ok && m.Views.Rollback(w, r) {
 			m.Hit(STHRollback, ep, client)
 			return
+		}
+	}
+	// The faults the log applies itself are counted here, per request.
+	for _, k := range []Kind{NoIntegrate, NoPublish, SCTTimestampSkew} {
+		if _, ok := m.Set.Hits(k, ep, client); ok {
+			m.Hit(k, ep, client)
 		}
 	}
 	var mutate []Kind
