@@ -211,7 +211,18 @@ func (s *Server) issue(ctx context.Context, o *Order, pub crypto.PublicKey) erro
 			p = serverInternal("issuance failed; the server's log has the cause")
 		}
 		o.Status, o.Error = statusInvalid, p
-		return errors.Join(p, s.opts.Store.UpdateOrder(ctx, o))
+		if err := s.opts.Store.UpdateOrder(ctx, o); err != nil {
+			return errors.Join(p, err)
+		}
+		if p.Type == badCSR("").Type {
+			return p // the client's fault: finalize answers the problem
+		}
+		// The server's fault (no SCTs, a failed signing): the order is
+		// invalid with the problem in its error field, and finalize
+		// answers that order, as RFC 8555 section 7.1.6 has a failed
+		// order, rather than a bare 500.
+		s.opts.Logger.Warn("order invalid: issuance failed", "order", o.ID, "detail", p.Detail)
+		return nil
 	}
 	c := &Certificate{Serial: iss.Serial.Text(16), AccountID: o.AccountID, OrderID: o.ID, Names: names(o.Identifiers)}
 	o.CertSerial = c.Serial

@@ -101,7 +101,7 @@ func TestParseErrors(t *testing.T) {
 		{"LimitNotAMapping", "acme:\n  rate_limits:\n    orders_per_account: 5\n", []string{"acme.rate_limits.orders_per_account: line 3"}},
 		{"BadSequencerInterval", "logs:\n  sequencer_interval: fast\n", []string{"logs.sequencer_interval: line 2"}},
 		{"TinyBody", "logs:\n  max_body_bytes: 10\n", []string{"max_body_bytes"}},
-		{"BadShardState", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      state: pending\n", []string{"state"}},
+		{"BadShardState", "logs:\n  operators:\n  - name: A\n    shards:\n    - name: a\n      state: frozen\n", []string{"state"}},
 		{"FlowList", "logs:\n  operators: [{name: A, shards: [{name: a, mmd: soon}]}]\n", []string{"logs.operators: line 2", "soon"}},
 		{"NotYAML", "logs: [\n", []string{"couldn't parse config"}},
 	} {
