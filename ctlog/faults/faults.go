@@ -175,6 +175,9 @@ func (f *Fault) Validate(tiled bool) error {
 	if !slices.Contains(Kinds, f.Kind) {
 		return fieldErr("kind", "unknown fault %q (want one of %s)", f.Kind, kindList())
 	}
+	if f.Kind == SplitView {
+		return fieldErr("kind", "split_view is not built yet (docs/faults.md)")
+	}
 	if f.Kind == NoIntegrate && tiled {
 		return fieldErr("kind", "a tiled shard has no_publish, not no_integrate")
 	}
