@@ -338,8 +338,8 @@ func corruptPath(m map[string]json.RawMessage, field string) bool {
 	if json.Unmarshal(m[field], &path) != nil {
 		return false
 	}
-	if len(path) == 0 {
-		path = [][]byte{bytes.Repeat([]byte{0xfa}, 32)}
+	if len(path) == 0 || len(path[0]) == 0 {
+		path = append([][]byte{bytes.Repeat([]byte{0xfa}, 32)}, path...)
 	} else {
 		path[0][0] ^= 0x01
 	}
