@@ -111,6 +111,12 @@ func NewCommitter(db *sql.DB, opts CommitterOptions) *Committer {
 // values without its cancellation: a shared transaction is never cut
 // short by one caller.
 func (c *Committer) Do(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	// A context that has already ended makes no write. The selects below
+	// choose at random among ready cases, so without this check a
+	// canceled caller's write could still be queued and made.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	req := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	if err := c.submit(ctx, req); err != nil {
 		return err
