@@ -14,16 +14,17 @@ import (
 	"github.com/google/certificate-transparency-go/loglist3"
 
 	"github.com/ctstage/ctstage/internal/keyfile"
+	"github.com/ctstage/ctstage/sctverify"
 )
 
-// The log states of Chrome's log list, in lifecycle order.
+// The log states of Chrome's log list, in lifecycle order: sctverify's names.
 const (
-	StatePending   = "pending"
-	StateQualified = "qualified"
-	StateUsable    = "usable"
-	StateReadOnly  = "readonly"
-	StateRetired   = "retired"
-	StateRejected  = "rejected"
+	StatePending   = sctverify.StatePending
+	StateQualified = sctverify.StateQualified
+	StateUsable    = sctverify.StateUsable
+	StateReadOnly  = sctverify.StateReadOnly
+	StateRetired   = sctverify.StateRetired
+	StateRejected  = sctverify.StateRejected
 )
 
 // States lists every state.

@@ -154,7 +154,7 @@ func (ll *LogList) add(operator, desc, url string, key, logID []byte, mmd int32,
 		}
 	}
 	sort.Slice(l.PreviousOperators, func(i, j int) bool { return l.PreviousOperators[i].End.Before(l.PreviousOperators[j].End) })
-	l.State, l.StateTime = logState(st)
+	l.State, l.StateTime = ListState(st)
 	if ti != nil {
 		l.Start, l.End = ti.StartInclusive, ti.EndExclusive
 	}
@@ -163,7 +163,9 @@ func (ll *LogList) add(operator, desc, url string, key, logID []byte, mmd int32,
 	return nil
 }
 
-func logState(st *loglist3.LogStates) (string, time.Time) {
+// ListState reads a log list state object: the state's name (one of the
+// State* constants, "" for none) and its timestamp.
+func ListState(st *loglist3.LogStates) (string, time.Time) {
 	switch {
 	case st == nil:
 		return "", time.Time{}

@@ -13,6 +13,8 @@ import (
 
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/google/certificate-transparency-go/loglist3"
+
+	"github.com/ctstage/ctstage/sctverify"
 )
 
 // Log is one CT log the CA may submit to, from a v3 log list.
@@ -146,31 +148,10 @@ func newLog(operator, desc, url string, key, logID []byte, st *loglist3.LogState
 	if len(logID) != 0 && string(logID) != string(l.LogID[:]) {
 		return nil, fmt.Errorf("log %s: log_id is not the SHA-256 of its key", desc)
 	}
-	l.State, l.StateAt = listState(st)
+	l.State, l.StateAt = sctverify.ListState(st)
 	if ti != nil {
 		l.Start, l.End = ti.StartInclusive, ti.EndExclusive
 	}
 	l.base, l.hc = strings.TrimRight(url, "/"), hc
 	return l, nil
-}
-
-// listState reads a log list's state object.
-func listState(st *loglist3.LogStates) (string, time.Time) {
-	switch {
-	case st == nil:
-		return "", time.Time{}
-	case st.Pending != nil:
-		return "pending", st.Pending.Timestamp
-	case st.Qualified != nil:
-		return "qualified", st.Qualified.Timestamp
-	case st.Usable != nil:
-		return "usable", st.Usable.Timestamp
-	case st.ReadOnly != nil:
-		return "readonly", st.ReadOnly.Timestamp
-	case st.Retired != nil:
-		return "retired", st.Retired.Timestamp
-	case st.Rejected != nil:
-		return "rejected", st.Rejected.Timestamp
-	}
-	return "", time.Time{}
 }
