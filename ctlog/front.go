@@ -41,6 +41,10 @@ type front struct {
 	// the last tree head seen, 0 when none: the stall check's queue age.
 	queued atomic.Int64
 
+	// fork is the split view's fork of an RFC 6962 shard (splitview.go).
+	forkMu sync.Mutex
+	fork   *rfcFork
+
 	mu       sync.Mutex
 	heads    []signedHead // RFC 6962: the roots seen, by size ascending
 	lastSize uint64       // at the last watch, for freezing
@@ -149,9 +153,18 @@ func (s *Server) watchFreeze(ctx context.Context, f *front, now time.Time) {
 }
 
 // applyFaults carries the faults that need the log's internals into it:
-// the sequencer's hold (no_integrate), the publication hold (no_publish)
-// and the SCT clock (sct_timestamp_skew).
+// the sequencer's hold (no_integrate), the publication hold (no_publish),
+// the SCT clock (sct_timestamp_skew) and the split view's fork, taken
+// before the change is answered, so that every client of the fork is
+// shown the same one from the first request.
 func (s *Server) applyFaults(f *front) {
+	if _, ok := f.faults.Get(faults.SplitView); ok {
+		s.takeFork(f)
+	} else if f.tl != nil {
+		f.tl.log.Unfork()
+	} else {
+		f.dropFork()
+	}
 	skew := time.Duration(0)
 	if sk, ok := f.faults.Get(faults.SCTTimestampSkew); ok {
 		skew = time.Duration(sk.OffsetMS) * time.Millisecond
@@ -174,6 +187,26 @@ func (s *Server) applyFaults(f *front) {
 		s.trillian.hold(f.rfc.tree.TreeId, afterOf(hold))
 	} else {
 		s.trillian.release(f.rfc.tree.TreeId)
+	}
+}
+
+// takeFork takes the split view's fork of a shard, logging a failure
+// (the next request shown the fork tries again, as on an empty log).
+func (s *Server) takeFork(f *front) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	flt, ok := f.faults.Get(faults.SplitView)
+	if !ok {
+		return
+	}
+	var err error
+	if f.tl != nil {
+		err = f.tl.log.Fork(ctx, flt.Set)
+	} else {
+		_, err = s.forkOf(ctx, f)
+	}
+	if err != nil {
+		s.log.Warn("couldn't fork the split view yet", "shard", f.name, "err", err)
 	}
 }
 
@@ -217,9 +250,6 @@ func (v rfcViews) Rollback(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// Fork is not served for RFC 6962 shards yet.
-func (rfcViews) Fork(http.ResponseWriter, *http.Request, string) bool { return false }
-
 // signSTH signs a get-sth answer for h with the shard's key.
 func (s *Server) signSTH(sh *shard, h signedHead) ([]byte, error) {
 	sth := ct.SignedTreeHead{Version: ct.V1, TreeSize: h.size, Timestamp: h.ts}
@@ -249,7 +279,10 @@ func (v tiledViews) Rollback(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (tiledViews) Fork(http.ResponseWriter, *http.Request, string) bool { return false }
+// Fork serves the tiled shard's fork (tiled.Log.Fork).
+func (v tiledViews) Fork(r *http.Request, ep string, next http.Handler) http.Handler {
+	return v.f.tl.log.ForkHandler(r.Context(), ep, strings.TrimPrefix(r.URL.Path, "/"+v.f.name), next)
+}
 
 // signDS signs msg as an encoded TLS DigitallySigned (ECDSA with
 // SHA-256), as RFC 6962 section 3.5 has a tree head signature.

@@ -95,8 +95,10 @@ func (s *Server) watchStall(sh *shard, root *types.LogRootV1, was bool) bool {
 }
 
 // Ready reports whether every shard's tree answers and no shard is stalled:
-// has signed no tree head for 2 x sth_max_age + 5s while Run runs (see
-// stallBound). The error names each failing shard.
+// an RFC 6962 shard that has signed no tree head for 2 x sth_max_age + 5s
+// while Run runs (see stallBound), or none for 10 s after a fresh SCT; a
+// tiled shard with a submission waiting 10 s and no checkpoint published
+// meanwhile (tiled.Log.Stalled). The error names each failing shard.
 func (s *Server) Ready(ctx context.Context) error {
 	var errs []error
 	now := time.Now()
@@ -114,7 +116,31 @@ func (s *Server) Ready(ctx context.Context) error {
 	for _, t := range s.tiled {
 		if err := t.log.Ready(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("tiled shard %s: %w", t.cfg.Name, err))
+			continue
+		}
+		if stalled, d := t.log.Stalled(now, queueStallBound); stalled {
+			errs = append(errs, fmt.Errorf("tiled shard %s stalled: a submission has waited %s and no checkpoint was published meanwhile",
+				t.cfg.Name, d.Round(time.Second)))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// watchTiledStall is watchStall for a tiled shard.
+func (s *Server) watchTiledStall(t *tiledShard, was bool) bool {
+	stalled, d := t.log.Stalled(time.Now(), queueStallBound)
+	if stalled != was {
+		if stalled {
+			s.log.Warn("tiled shard stalled: a submission waits and no checkpoint is published; entries are not being integrated",
+				"shard", t.cfg.Name, "since", d.Round(time.Second), "bound", queueStallBound)
+		} else {
+			s.log.Info("tiled shard recovered: checkpoints are published again", "shard", t.cfg.Name)
+		}
+	}
+	v := 0.0
+	if stalled {
+		v = 1
+	}
+	s.metrics.stalled.WithLabelValues(t.cfg.Name).Set(v)
+	return stalled
 }

@@ -238,6 +238,7 @@ func (s *Server) watchRoots(ctx context.Context) {
 	sizes := make([]uint64, len(s.shards))
 	seen := make([]bool, len(s.shards)) // the first poll only sets the baseline
 	stalled := make([]bool, len(s.shards))
+	tstalled := make([]bool, len(s.tiled))
 	for {
 		for i, sh := range s.shards {
 			root, err := s.latestRoot(ctx, sh)
@@ -253,6 +254,9 @@ func (s *Server) watchRoots(ctx context.Context) {
 				s.sampleMergeDelay(ctx, sh, sizes[i], root.TreeSize)
 			}
 			sizes[i], seen[i] = root.TreeSize, true
+		}
+		for i, t := range s.tiled {
+			tstalled[i] = s.watchTiledStall(t, tstalled[i])
 		}
 		now := time.Now()
 		for _, f := range s.fronts {

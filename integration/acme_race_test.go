@@ -97,7 +97,7 @@ func (c *rawClient) race(url string, bodies [][]byte) []rawRsp {
 
 // metric reads one sample of the log address's /metrics by its exact
 // name and labels, e.g. `ctstage_ca_issuances_total{outcome="issued"}`.
-func metric(t *testing.T, s *acmeStage, sample string) float64 {
+func metric(t *testing.T, s *serve.Stage, sample string) float64 {
 	t.Helper()
 	rsp, err := http.Get(s.LogURL + "/metrics")
 	if err != nil {
@@ -214,7 +214,7 @@ func raceFinalize(t *testing.T, s *acmeStage) {
 	const name = "race-finalize.example.com"
 	loc, o := c.readyOrder(name)
 	finalize := o["finalize"].(string)
-	issuedBefore := metric(t, s, `ctstage_ca_issuances_total{outcome="issued"}`)
+	issuedBefore := metric(t, s.Stage, `ctstage_ca_issuances_total{outcome="issued"}`)
 	var bodies [][]byte
 	for range raceN {
 		bodies = append(bodies, c.signFresh(c.key, c.kid, finalize, map[string]string{"csr": csrFor(t, newKey(t), name)}))
@@ -230,7 +230,7 @@ func raceFinalize(t *testing.T, s *acmeStage) {
 	if valid != 1 || count(rs, http.StatusForbidden, "orderNotReady") != raceN-1 {
 		t.Errorf("%d concurrent finalize requests: %d valid answers, want 1, and orderNotReady for the rest:%s", raceN, valid, describe(rs))
 	}
-	if n := metric(t, s, `ctstage_ca_issuances_total{outcome="issued"}`) - issuedBefore; n != 1 {
+	if n := metric(t, s.Stage, `ctstage_ca_issuances_total{outcome="issued"}`) - issuedBefore; n != 1 {
 		t.Errorf("the CA issued %v certificates for one order, want 1", n)
 	}
 	var order struct{ Status, Certificate string }

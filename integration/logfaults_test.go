@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -390,20 +391,28 @@ func mustLeafInput(t *testing.T, c *client.LogClient, i int64) []byte {
 	return rsp.Entries[0].LeafInput
 }
 
+// startTiledFaultStage starts a faultStage and submits 3 certificates
+// (named with prefix) to the tiled shard; it returns the stage, the
+// shard's listing and ct-go's client for it.
+func startTiledFaultStage(t *testing.T, shard, prefix string) (*faultStage, listedLog, *client.LogClient) {
+	t.Helper()
+	ca, root := newCA(t)
+	fs := startFaultStage(t, t.TempDir(), ca, root)
+	c := fs.client(t, shard)
+	for i := range 3 {
+		submit(t, c, fs.chain(t, fmt.Sprintf("%s%d.example.com", prefix, i)), false)
+	}
+	return fs, fs.ll[shard], c
+}
+
 // TestLogFaultsTiled shows the faults of a tiled shard with Sunlight's
 // client: a checkpoint with a bad signature is refused, a held checkpoint
 // stops advancing while SCTs still come, a rollback serves a smaller
 // tree, and corrupted hash or data tiles fail its inclusion checks.
 func TestLogFaultsTiled(t *testing.T) {
-	ca, root := newCA(t)
-	fs := startFaultStage(t, t.TempDir(), ca, root)
+	fs, l, c := startTiledFaultStage(t, "tiled-a", "t")
 	const shard = "tiled-a"
 	ctx := context.Background()
-	l := fs.ll[shard]
-	c := fs.client(t, shard)
-	for i := range 3 {
-		submit(t, c, fs.chain(t, "t"+string(rune('a'+i))+".example.com"), false)
-	}
 	sc := sunlightClient(t, l.tiled)
 	cp0, _, err := sc.Checkpoint(ctx)
 	if err != nil || cp0.N < 3 {

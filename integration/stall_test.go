@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,4 +99,108 @@ func healthz(t *testing.T, s *server) (int, string) {
 	defer rsp.Body.Close()
 	b, _ := io.ReadAll(rsp.Body)
 	return rsp.StatusCode, string(b)
+}
+
+// tiledStallConfig is two tiled shards: "tstall", whose integration the
+// test stops, and "tidle", which stays idle.
+const tiledStallConfig = `
+logs:
+  operators:
+  - name: Stall Operator
+    shards:
+    - {name: tstall, type: tiled}
+    - {name: tidle, type: tiled}
+`
+
+// TestTiledStallFromQueueAge stops a tiled shard's integration for real
+// (the test holds the fcntl lock Tessera's POSIX sequencer takes on
+// .state/treeState.lock, as a second process on the same directory
+// would) while a submission waits: /healthz turns 503 naming that shard
+// (and not the idle one) within seconds of the submission, from its
+// queue age, and recovers once the lock is let go and the submission
+// gets its SCT.
+func TestTiledStallFromQueueAge(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ctstage.yaml")
+	if err := os.WriteFile(cfg, []byte(tiledStallConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ca, root := newCA(t)
+	data := filepath.Join(dir, "data")
+	s := startServer(t, "--data", data, "--config", cfg, "--extra-roots", root)
+	if code, body := healthz(t, s); code != http.StatusOK {
+		t.Fatalf("/healthz of an idle stage: %d %s", code, body)
+	}
+	lock, err := os.OpenFile(filepath.Join(data, "tiled", "tstall", ".state", "treeState.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	flock := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
+	if err := syscall.FcntlFlock(lock.Fd(), syscall.F_SETLKW, &flock); err != nil {
+		t.Fatal(err)
+	}
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			flock.Type = syscall.F_UNLCK
+			if err := syscall.FcntlFlock(lock.Fd(), syscall.F_SETLK, &flock); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unlock() // before the server is stopped: its shutdown integrates
+
+	chain, err := ca.Leaf("tstall.example.com", time.Now().AddDate(0, 1, 0), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := make(chan int, 1)
+	submitted := time.Now()
+	go func() {
+		c := &http.Client{Timeout: 90 * time.Second}
+		rsp, err := c.Post("http://"+s.addr+"/tstall/ct/v1/add-chain", "application/json", strings.NewReader(string(mustJSON(t, map[string]any{"chain": chain}))))
+		if err != nil {
+			added <- 0
+			return
+		}
+		rsp.Body.Close()
+		added <- rsp.StatusCode
+	}()
+	var code int
+	var body string
+	for time.Since(submitted) < 30*time.Second {
+		if code, body = healthz(t, s); code == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	took := time.Since(submitted)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "tiled shard tstall stalled") || strings.Contains(body, "tidle") {
+		t.Fatalf("/healthz %s after a submission to a shard that cannot integrate: %d %q, want 503 naming tstall only\n%s",
+			took.Round(time.Second), code, body, tail(s.stderr.String(), 4000))
+	}
+	t.Logf("stall reported %s after the submission", took.Round(100*time.Millisecond))
+	// The watch loop, once a second, logs it and sets the metric.
+	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(s.stderr.String(), "tiled shard stalled"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no stall warning in the log\n%s", tail(s.stderr.String(), 4000))
+			break
+		}
+	}
+
+	unlock()
+	if got := <-added; got != http.StatusOK {
+		t.Fatalf("the waiting submission got %d once the lock was let go", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		code, body = healthz(t, s)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz still %d %q after the stall ended", code, body)
+		}
+	}
 }

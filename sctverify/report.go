@@ -54,15 +54,20 @@ type Report struct {
 
 // SCTResult is the outcome for one SCT.
 type SCTResult struct {
-	Source    string     `json:"source"`
-	Index     int        `json:"index"` // 1-based, in its source's list
-	LogID     []byte     `json:"log_id,omitempty"`
-	Log       string     `json:"log,omitempty"`
-	Operator  string     `json:"operator,omitempty"` // at the SCT's time
-	LogState  string     `json:"log_state,omitempty"`
-	Timestamp time.Time  `json:"timestamp,omitzero"`
-	Status    string     `json:"status"`
-	Reason    string     `json:"reason,omitempty"`
+	Source    string    `json:"source"`
+	Index     int       `json:"index"` // 1-based, in its source's list
+	LogID     []byte    `json:"log_id,omitempty"`
+	Log       string    `json:"log,omitempty"`
+	Operator  string    `json:"operator,omitempty"` // at the SCT's time
+	LogState  string    `json:"log_state,omitempty"`
+	Timestamp time.Time `json:"timestamp,omitzero"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason,omitempty"`
+	// Warnings are what a valid SCT shows that browsers do not refuse
+	// but a monitor should look into (a timestamp before the
+	// certificate's notBefore: the log's clock is behind). They do not
+	// change OK.
+	Warnings  []string   `json:"warnings,omitempty"`
 	Inclusion *Inclusion `json:"inclusion,omitempty"`
 }
 
@@ -122,6 +127,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Index, s.Source, orDash(s.Log), orDash(s.Operator), orDash(s.LogState), orDash(ts), st, s.Inclusion.text())
 	}
 	tw.Flush()
+	for _, s := range r.SCTs {
+		for _, w := range s.Warnings {
+			fmt.Fprintf(&b, "WARNING      SCT #%d (%s, %s): %s\n", s.Index, s.Source, orDash(s.Log), w)
+		}
+	}
 	b.WriteString("\n")
 	for _, v := range r.Policies {
 		res := "NOT MET"

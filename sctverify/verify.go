@@ -203,6 +203,13 @@ func (c *checker) one(res *SCTResult, raw []byte, entry func() ([]byte, error)) 
 		return
 	}
 	res.Status = StatusValid
+	if nb := c.report.NotBefore; sct.Time().Before(nb) {
+		// No certificate is logged before it exists: the log's clock is
+		// behind (or the certificate post-dated). Browsers accept it, but
+		// a past timestamp can pass for one before a log's retirement.
+		res.Warnings = append(res.Warnings, fmt.Sprintf("timestamp %s is %s before the certificate's notBefore %s: the log's clock is behind, or the certificate is post-dated",
+			sct.Time().UTC().Format(time.RFC3339Nano), nb.Sub(sct.Time()).Round(time.Millisecond), nb.UTC().Format(time.RFC3339)))
+	}
 	c.valid = append(c.valid, PolicySCT{Log: l, Source: res.Source, Time: sct.Time(), Operator: res.Operator})
 	if !c.v.Inclusion {
 		return

@@ -69,6 +69,29 @@ func TestPasses(t *testing.T) {
 	}
 }
 
+// TestPastTimestampWarns: an SCT older than its certificate is valid
+// (browsers accept it) but warned about, in the report and its text;
+// one after notBefore is not.
+func TestPastTimestampWarns(t *testing.T) {
+	f := newFixture(t)
+	nb, na := ninety()
+	r := f.verify(t, f.ca.issue(t, nb, na, []sctSpec{{log: f.a1, at: nb.Add(-24 * time.Hour)}, {log: f.b1}}, nil))
+	if !r.OK {
+		t.Errorf("a past SCT failed the report")
+	}
+	if s := r.SCTs[0]; s.Status != StatusValid || len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "24h0m0s before the certificate's notBefore") {
+		t.Errorf("past SCT: %s, warnings %q", s.Status, s.Warnings)
+	}
+	if w := r.SCTs[1].Warnings; len(w) != 0 {
+		t.Errorf("a current SCT warned: %q", w)
+	}
+	var b bytes.Buffer
+	r.WriteText(&b)
+	if !strings.Contains(b.String(), "WARNING      SCT #1 (embedded, a1)") {
+		t.Errorf("the text report has no warning:\n%s", b.String())
+	}
+}
+
 // TestNegatives are the generated negatives: each fails for its reason.
 func TestNegatives(t *testing.T) {
 	f := newFixture(t)

@@ -12,10 +12,11 @@ package faults
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -175,9 +176,6 @@ func (f *Fault) Validate(tiled bool) error {
 	if !slices.Contains(Kinds, f.Kind) {
 		return fieldErr("kind", "unknown fault %q (want one of %s)", f.Kind, kindList())
 	}
-	if f.Kind == SplitView {
-		return fieldErr("kind", "split_view is not built yet (docs/faults.md)")
-	}
 	if f.Kind == NoIntegrate && tiled {
 		return fieldErr("kind", "a tiled shard has no_publish, not no_integrate")
 	}
@@ -271,10 +269,12 @@ func (f *Fault) Validate(tiled bool) error {
 			return fieldErr("offset_ms", "%d: want a non-zero offset within ten years", f.OffsetMS)
 		}
 	case SplitView:
-		for _, c := range f.Clients {
-			if net.ParseIP(c) == nil {
+		for i, c := range f.Clients {
+			ip := net.ParseIP(strings.TrimSpace(c))
+			if ip == nil {
 				return fieldErr("clients", "%q is not an IP address", c)
 			}
+			f.Clients[i] = ip.String() // as Client has a peer's
 		}
 	}
 	return nil
@@ -389,9 +389,10 @@ func (s *Set) Hits(k Kind, endpoint, client string) (Fault, bool) {
 		if len(f.Clients) > 0 {
 			return f, slices.Contains(f.Clients, client)
 		}
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%d/%s", s.seed, client)
-		return f, float64(h.Sum64()>>11)/(1<<53) < f.fraction()
+		// SHA-256, not FNV: FNV's high bits hardly move between
+		// addresses that differ in their last characters.
+		h := sha256.Sum256(fmt.Appendf(nil, "%d/%s", s.seed, client))
+		return f, float64(binary.BigEndian.Uint64(h[:8])>>11)/(1<<53) < f.fraction()
 	}
 	fr := f.fraction()
 	return f, fr >= 1 || rand.Float64() < fr

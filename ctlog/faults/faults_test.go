@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,7 +26,10 @@ func TestDecode(t *testing.T) {
 		{"Endpoints", `{"kind":"bad_proof","endpoints":["get-sth-consistency"]}`, false, ""},
 		{"TiledEndpoint", `{"kind":"bad_entry","endpoints":["data-tile"]}`, true, ""},
 		{"UnknownKind", `{"kind":"boom"}`, false, "kind"},
-		{"SplitViewNotBuilt", `{"kind":"split_view"}`, false, "kind"},
+		{"SplitView", `{"kind":"split_view","fraction":0.5}`, false, ""},
+		{"SplitViewClients", `{"kind":"split_view","clients":["127.0.0.2","::1"]}`, true, ""},
+		{"SplitViewBadClient", `{"kind":"split_view","clients":["localhost"]}`, false, "clients"},
+		{"SplitViewTiledEndpoint", `{"kind":"split_view","endpoints":["get-sth"]}`, true, "endpoints"},
 		{"NoIntegrateOnTiled", `{"kind":"no_integrate"}`, true, "kind"},
 		{"Fraction", `{"kind":"drop","fraction":1.01}`, false, "fraction"},
 		{"FractionOfAHold", `{"kind":"no_integrate","fraction":0.5}`, false, "fraction"},
@@ -82,6 +86,44 @@ func TestSetHits(t *testing.T) {
 	}
 	if n := s.Clear(); n != 2 || len(s.List()) != 0 {
 		t.Errorf("Clear cleared %d, left %v", n, s.List())
+	}
+}
+
+// TestSplitViewClients: a split view touches the listed clients only
+// (addresses compared in canonical form), or a sticky share of
+// addresses: the same address always gets the same view.
+func TestSplitViewClients(t *testing.T) {
+	s := NewSet(true)
+	if err := s.Add(Fault{Kind: SplitView, Clients: []string{" 0:0:0:0:0:0:0:1", "127.0.0.2"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for client, want := range map[string]bool{"::1": true, "127.0.0.2": true, "127.0.0.1": false} {
+		if _, ok := s.Hits(SplitView, "checkpoint", client); ok != want {
+			t.Errorf("client %s: forked %v, want %v", client, ok, want)
+		}
+	}
+	if _, ok := s.Hits(SplitView, "issuer", "127.0.0.2"); ok {
+		t.Error("a split view of issuers")
+	}
+	half := 0.5
+	if err := s.Add(Fault{Kind: SplitView, Fraction: &half}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	forked := 0
+	for i := range 1000 {
+		client := fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+		_, first := s.Hits(SplitView, "checkpoint", client)
+		for range 3 {
+			if _, again := s.Hits(SplitView, "tile", client); again != first {
+				t.Fatalf("client %s changed views", client)
+			}
+		}
+		if first {
+			forked++
+		}
+	}
+	if forked < 400 || forked > 600 {
+		t.Errorf("%d of 1000 addresses forked at a fraction of 0.5", forked)
 	}
 }
 

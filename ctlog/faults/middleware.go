@@ -24,8 +24,10 @@ type Views interface {
 	// Rollback serves an older, validly signed tree head (get-sth, or the
 	// checkpoint of a tiled shard).
 	Rollback(w http.ResponseWriter, r *http.Request) bool
-	// Fork serves r, a read of endpoint, from the split view's fork.
-	Fork(w http.ResponseWriter, r *http.Request, endpoint string) bool
+	// Fork is the handler that serves r, a read of endpoint, from the
+	// split view's fork, falling back to next where the fork and the
+	// log agree; nil when the shard has no fork to show (an empty log).
+	Fork(r *http.Request, endpoint string, next http.Handler) http.Handler
 }
 
 // Middleware applies a shard's faults around its handler.
@@ -149,11 +151,16 @@ func (m *Middleware) serve(h http.Handler, w http.ResponseWriter, r *http.Reques
 		}
 	}
 	if m.Views != nil {
-		if _, ok := m.Set.Hits(SplitView, ep, client); ok && m.Views.Fork(w, r, ep) {
-			m.Hit(SplitView, ep, client)
-			return
+		forked := false
+		if _, ok := m.Set.Hits(SplitView, ep, client); ok {
+			if fh := m.Views.Fork(r, ep, h); fh != nil {
+				m.Hit(SplitView, ep, client)
+				h, forked = fh, true
+			}
 		}
-		if _, ok := m.Set.Hits(STHRollback, ep, client); ok && m.Views.Rollback(w, r) {
+		// A rollback is of the main view: a client shown the fork is
+		// not shown it (the fork's own history is the main view's).
+		if _, ok := m.Set.Hits(STHRollback, ep, client); ok && !forked && m.Views.Rollback(w, r) {
 			m.Hit(STHRollback, ep, client)
 			return
 		}

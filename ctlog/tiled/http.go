@@ -117,23 +117,31 @@ func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 // last prefixed x, W 1-255, no leading zeroes.
 var tilePath = regexp.MustCompile(`^tile/(data|[0-5])/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?$`)
 
-func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
-	p := strings.TrimPrefix(r.URL.Path, "/")
+// parseTile reads a tile path (without the log's prefix): its level
+// (dataLevel for a data tile), index and width; false when p is not one.
+func parseTile(p string) (level, n, width uint64, ok bool) {
 	m := tilePath.FindStringSubmatch(p)
 	if m == nil {
-		http.Error(w, "Not Found\nnot a tile path", http.StatusNotFound)
-		return
+		return 0, 0, 0, false
 	}
 	n, err := strconv.ParseUint(strings.ReplaceAll(m[2], "x", ""), 10, 64)
-	level := dataLevel
+	level = dataLevel
 	if m[1] != "data" {
 		level, _ = strconv.ParseUint(m[1], 10, 8)
 	}
-	width := uint64(entriesPerTile)
+	width = entriesPerTile
 	if m[3] != "" {
 		width, _ = strconv.ParseUint(m[3], 10, 16)
 	}
 	if err != nil || width >= entriesPerTile && m[3] != "" {
+		return 0, 0, 0, false
+	}
+	return level, n, width, true
+}
+
+func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
+	level, n, width, ok := parseTile(strings.TrimPrefix(r.URL.Path, "/"))
+	if !ok {
 		http.Error(w, "Not Found\nnot a tile path", http.StatusNotFound)
 		return
 	}

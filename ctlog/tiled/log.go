@@ -108,8 +108,15 @@ type Log struct {
 	// stored holds the fingerprints of the issuers stored, which need no
 	// second write.
 	stored sync.Map
-	// faults are the hooks of injected faults (faults.go).
+	// faults are the hooks of injected faults (faults.go), forks the
+	// split view's (fork.go).
 	faults faultState
+	forks  forkState
+	// waits are the submissions waiting to be sequenced and published,
+	// by when they began (Stalled).
+	waits waitSet
+	// grew is when the published size last grew (Unix nanoseconds).
+	grew atomic.Int64
 }
 
 // New opens (or creates) the log in opts.Dir or opts.DB and starts its
@@ -264,6 +271,7 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 		l.stored.Store(v.fingerprint[i], true)
 	}
 	start := time.Now()
+	defer l.waits.add(start)()
 	e := v.entry(uint64(l.opts.Now().Add(l.skew()).UnixMilli()))
 	idx, err := l.add(ctx, e)()
 	if err == nil && !l.holding() {
@@ -369,7 +377,9 @@ func (l *Log) notePublished(cp []byte) (uint64, error) {
 		return 0, err
 	}
 	if size > l.published.Load() {
-		l.faults.remember(cp, size, time.Now())
+		now := time.Now()
+		l.faults.remember(cp, size, now)
+		l.grew.Store(now.UnixNano())
 	}
 	for {
 		old := l.published.Load()

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,8 @@ type testLog struct {
 	key    *ecdsa.PrivateKey
 	where  backend
 	prefix string // submission and monitoring prefix, with the trailing slash
+	// forked shows the log's split view (Log.ForkHandler) to every client.
+	forked atomic.Bool
 }
 
 // backend is where a test log lives: a directory (POSIX), or a MySQL
@@ -89,7 +92,23 @@ func start(t testing.TB, where backend, key *ecdsa.PrivateKey, ca *testca.CA) *t
 	}
 	tl.log = l
 	mux := http.NewServeMux()
-	mux.Handle("/tiled/test/", http.StripPrefix("/tiled/test", l.Handler()))
+	h := l.Handler()
+	mux.Handle("/tiled/test/", http.StripPrefix("/tiled/test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tl.forked.Load() {
+			ep := "checkpoint"
+			switch {
+			case strings.HasPrefix(r.URL.Path, "/tile/data/"):
+				ep = "data-tile"
+			case strings.HasPrefix(r.URL.Path, "/tile/"):
+				ep = "tile"
+			}
+			if fh := l.ForkHandler(r.Context(), ep, r.URL.Path, h); fh != nil {
+				fh.ServeHTTP(w, r)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})))
 	tl.srv.Config.Handler = mux
 	tl.srv.Start()
 	tl.prefix = tl.srv.URL + "/tiled/test/"
