@@ -33,6 +33,9 @@ type front struct {
 	mw       *faults.Middleware
 	rfc      *shard      // RFC 6962 shards
 	tl       *tiledShard // tiled shards
+	// refused counts a submission to endpoint that the shard's state
+	// refused, in the shard's submission metric.
+	refused func(endpoint string)
 
 	// skew is sct_timestamp_skew's offset on an RFC 6962 shard, in
 	// nanoseconds (ctfe's clock, skewClock).
@@ -96,12 +99,17 @@ func (f *front) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
 		st := f.state.now(now)
+		ep := f.endpoint(r)
+		isAdd := ep == "add-chain" || ep == "add-pre-chain"
+		if isAdd && !writable(st) {
+			f.refused(ep)
+		}
 		if st == StateRejected {
 			http.Error(w, "Forbidden\nthe log is rejected: it serves nothing", http.StatusForbidden)
 			return
 		}
 		if !writable(st) {
-			if ep := f.endpoint(r); ep == "add-chain" || ep == "add-pre-chain" {
+			if isAdd {
 				rec := f.state.get()
 				http.Error(w, fmt.Sprintf("Forbidden\nthe log is %s since %s: it takes no submissions", st, rec.At.Format(time.RFC3339)), http.StatusForbidden)
 				return

@@ -151,12 +151,14 @@ func (s *Server) addFront(sc ShardOf, logID [32]byte, created time.Time, sh *sha
 		faults: faults.NewSet(sc.Tiled()), rfc: sh, tl: tsh}
 	f.mw = &faults.Middleware{Shard: sc.Name, Set: f.faults, Endpoint: f.endpoint, Logger: s.log, Hits: s.hits}
 	if sh != nil {
+		f.refused = func(ep string) { s.metrics.submissions.WithLabelValues(sc.Name, ep, "rejected").Inc() }
 		f.mw.Views = rfcViews{s: s, f: f}
 		sh.clock = &skewClock{f: f}
 		for _, h := range sh.instance.Handlers {
 			h.Info.TimeSource = sh.clock
 		}
 	} else {
+		f.refused = func(ep string) { tsh.log.CountSubmission(ep, "rejected") }
 		f.mw.Views = tiledViews{f: f}
 	}
 	now := time.Now()

@@ -140,3 +140,48 @@ func TestCAUnderLogFaults(t *testing.T) {
 		}
 	})
 }
+
+// TestCAFollowsLogListFile: a CA given --log-list reads it again every
+// --log-list-refresh, as a CA following a published list does. The
+// stage's own log list file is the CA's list here, and the state changes
+// reach the CA only through that file: with operator B's logs pending
+// (which still take submissions, but a CA must not use) issuance fails,
+// and once they are usable again it succeeds.
+func TestCAFollowsLogListFile(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := serve.Start(ctx, serve.Options{DataDir: dir, Storage: "sqlite", Logger: testLogger(),
+		Logs: serve.LogOptions{Addr: "127.0.0.1:0"},
+		CA: serve.CAOptions{MgmtAddr: "127.0.0.1:0", NoFinalSubmission: true,
+			LogList: filepath.Join(dir, serve.LogListFile), LogListRefresh: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &faultStage{Stage: st, dir: dir}
+	t.Cleanup(func() { fs.stop(t) })
+	na := time.Now().AddDate(0, 0, 90).UTC()
+	half := fmt.Sprintf("%dh%d", na.Year(), 1+int(na.Month()-1)/6)
+	operatorB := []string{"testtube" + half, "testtubetiles" + half}
+	until := func(t *testing.T, issued bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			_, err := fs.CA.Issue(context.Background(), caRequest(t, "follow.example.com"))
+			if (err == nil) == issued {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("10 s after the log list changed, issuance still gives %v", err)
+			}
+		}
+	}
+	until(t, true)
+	for _, shard := range operatorB {
+		fs.set(t, shard, "state", `{"state":"pending"}`)
+	}
+	until(t, false)
+	for _, shard := range operatorB {
+		fs.set(t, shard, "state", `{"state":"usable"}`)
+	}
+	until(t, true)
+}

@@ -576,8 +576,13 @@ func TestLogStates(t *testing.T) {
 
 	fs.set(t, "classic-b", "state", `{"state":"readonly"}`)
 	fs.set(t, "tiled-b", "state", `{"state":"rejected"}`)
+	refused := `ctstage_log_submissions_total{endpoint="add-chain",outcome="rejected",shard="classic-b"}`
+	before := metric(t, fs.Stage, refused)
 	if _, err := c.AddChain(ctx, asn1Chain(fs.chain(t, "s3.example.com"))); statusOf(err) != http.StatusForbidden {
 		t.Errorf("add-chain to a readonly shard: %v, want 403", err)
+	}
+	if n := metric(t, fs.Stage, refused) - before; n != 1 {
+		t.Errorf("the refused add-chain counted %v times in %s", n, refused)
 	}
 	sth, err := c.GetSTH(ctx)
 	if err != nil || sth.TreeSize != 2 {

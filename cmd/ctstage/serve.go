@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/ctstage/ctstage/ca/ratelimit"
 	"github.com/ctstage/ctstage/internal/httpserver"
@@ -28,6 +29,7 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.StringVar(&o.Storage, "storage", "sqlite", `"sqlite" (files under --data) or "mysql://USER:PASS@HOST:PORT/DB"`)
 	fs.StringVar(&o.Logs.ExtraRoots, "extra-roots", "", "PEM bundle of more roots that every shard accepts")
 	fs.StringVar(&o.CA.LogList, "log-list", "", "v3 log list (file or URL) of the logs the CA submits to; default: this server's own logs")
+	fs.DurationVar(&o.CA.LogListRefresh, "log-list-refresh", time.Minute, "how often the CA reads --log-list again (0 or less: once)")
 	fs.StringVar(&o.CA.MgmtAddr, "mgmt-addr", "127.0.0.1:6963", `loopback address of the CA's management endpoint ("" for none)`)
 	fs.StringVar(&o.ACME.Addr, "acme-addr", "127.0.0.1:14000", `address of the ACME server (HTTPS, directory at /directory; "" for none)`)
 	fs.BoolVar(&o.ACME.AlwaysValid, "acme-always-valid", false, "ACME challenges succeed without contacting the client")
@@ -51,6 +53,9 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	o.Logger = log
 	o.CA.NoFinalSubmission = *noFinal
+	if o.CA.LogListRefresh <= 0 {
+		o.CA.LogListRefresh = -1 // once
+	}
 	if *noLimits {
 		o.ACME.RateLimits = &ratelimit.Config{Disabled: true}
 	}

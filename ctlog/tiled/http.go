@@ -45,6 +45,13 @@ func (l *Log) countAdd(w http.ResponseWriter, r *http.Request, endpoint string, 
 	case rec.status >= 400:
 		outcome = "rejected"
 	}
+	l.CountSubmission(endpoint, outcome)
+}
+
+// CountSubmission counts a submission to endpoint with its outcome
+// (accepted, rejected, error) in ctstage_tiled_submissions_total: those
+// Handler answers, and those refused before it (by the shard's state).
+func (l *Log) CountSubmission(endpoint, outcome string) {
 	l.metrics.submissions.WithLabelValues(endpoint, outcome).Inc()
 }
 

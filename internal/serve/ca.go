@@ -1,10 +1,14 @@
 package serve
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/certificate-transparency-go/loglist3"
 
@@ -73,6 +77,14 @@ func (st *Stage) startCA(ctx context.Context) error {
 			}
 			sub.SetLogs(logs)
 		})
+	} else if every := cmp.Or(opts.LogListRefresh, time.Minute); every > 0 {
+		bg, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			st.followLogList(bg, opts.LogList, every, ll, hc, sub)
+		}()
+		st.undo.push("log list refresh", func(context.Context) error { cancel(); <-done; return nil })
 	}
 	if opts.MgmtAddr != "" {
 		// One management address: the log-state and fault API under
@@ -116,6 +128,43 @@ func (st *Stage) openCAStore(ctx context.Context) (castore.Store, error) {
 		st.log.Info("imported the CA's records into MySQL", "records", n, "from", path, "renamed_to", path+castore.ImportedSuffix)
 	}
 	return s, nil
+}
+
+// followLogList reads the CA's log list again every period until ctx
+// ends, and gives the submitter the logs of a list that changed. A list
+// that cannot be read or used is logged and the logs kept.
+func (st *Stage) followLogList(ctx context.Context, src string, every time.Duration, cur *loglist3.LogList, hc *http.Client, sub *ctpolicy.Submitter) {
+	last, _ := json.Marshal(cur)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ll, err := ctpolicy.LoadList(rctx, src, hc)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				st.log.Warn("couldn't read the CA's log list again; keeping the logs it has", "log_list", src, "err", err)
+			}
+			continue
+		}
+		b, _ := json.Marshal(ll)
+		if bytes.Equal(b, last) {
+			continue
+		}
+		logs, err := ctpolicy.LogsFromList(ll, hc)
+		if err != nil {
+			st.log.Warn("couldn't use the changed log list; keeping the logs it has", "log_list", src, "err", err)
+			continue
+		}
+		sub.SetLogs(logs)
+		last = b
+		st.log.Info("the CA's log list changed", "log_list", src, "logs", len(logs))
+	}
 }
 
 func logListName(s string) string {

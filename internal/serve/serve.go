@@ -61,6 +61,10 @@ type CAOptions struct {
 	// LogList is where the CA finds the logs it submits to: a v3 log list
 	// file or http(s) URL. "" uses the running logs' own list.
 	LogList string
+	// LogListRefresh is how often a LogList is read again, so that the
+	// CA follows its logs' states as a CA reading a published list
+	// does. 0 is a minute; negative reads it once.
+	LogListRefresh time.Duration
 	// MgmtAddr is the loopback address of the CA's management endpoint
 	// (POST /issue); "" serves none. Non-loopback addresses are refused.
 	MgmtAddr string
