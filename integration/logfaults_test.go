@@ -419,6 +419,66 @@ func TestLogFaultsTiled(t *testing.T) {
 		t.Fatalf("checkpoint: %v (size %d)", err, cp0.N)
 	}
 
+	t.Run("unavailable", func(t *testing.T) {
+		fs.set(t, shard, "faults", `{"kind":"unavailable","endpoints":["checkpoint"]}`)
+		defer fs.clear(t, shard)
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, _, err := sc.Checkpoint(short); err == nil {
+			t.Error("Sunlight's client read a checkpoint under unavailable")
+		}
+		rsp, err := http.Get(l.tiled.MonitoringURL + "checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		if rsp.StatusCode != http.StatusServiceUnavailable || rsp.Header.Get("Retry-After") != "5" {
+			t.Errorf("checkpoint under unavailable: %s, Retry-After %q; want 503 with 5", rsp.Status, rsp.Header.Get("Retry-After"))
+		}
+		submit(t, c, fs.chain(t, "tunavail.example.com"), false) // add-chain is not among the endpoints
+	})
+	t.Run("drop", func(t *testing.T) {
+		fs.set(t, shard, "faults", `{"kind":"drop","endpoints":["add-chain"]}`)
+		defer fs.clear(t, shard)
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if _, err := c.AddChain(short, asn1Chain(fs.chain(t, "tdrop.example.com"))); err == nil || statusOf(err) != 0 {
+			t.Errorf("add-chain under drop: %v, want a transport error", err)
+		}
+	})
+	t.Run("delay", func(t *testing.T) {
+		fs.set(t, shard, "faults", `{"kind":"delay","min_ms":300,"endpoints":["data-tile"]}`)
+		defer fs.clear(t, shard)
+		cp, _, err := sc.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, _, err := sunlightClient(t, l.tiled).Entry(ctx, cp.Tree, 0); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < 300*time.Millisecond {
+			t.Errorf("an entry read under a 300 ms data-tile delay took %v", d)
+		}
+	})
+	t.Run("reject", func(t *testing.T) {
+		fs.set(t, shard, "faults", `{"kind":"reject","issuers":["ctstage integration Intermediate"]}`)
+		defer fs.clear(t, shard)
+		_, err := c.AddChain(ctx, asn1Chain(fs.chain(t, "trejected.example.com")))
+		if statusOf(err) != http.StatusBadRequest || !strings.Contains(bodyOf(err), "issued by") {
+			t.Errorf("a rejected issuer: %v, want 400 saying so", err)
+		}
+	})
+	t.Run("sct_timestamp_skew", func(t *testing.T) {
+		fs.set(t, shard, "faults", `{"kind":"sct_timestamp_skew","offset_ms":-3600000}`)
+		defer fs.clear(t, shard)
+		s := submit(t, c, fs.chain(t, "tskew.example.com"), false) // the client checks the signature
+		if d := time.Since(time.UnixMilli(int64(s.sct.Timestamp))); d < 59*time.Minute || d > 61*time.Minute {
+			t.Errorf("SCT timestamp %v ago, want an hour", d)
+		}
+		// The entry at its leaf_index carries the skewed timestamp.
+		proveIncluded(t, l, [32]byte(leafHash(t, s.chain, false, s.sct)), s.sct)
+	})
 	t.Run("bad_sth_signature", func(t *testing.T) {
 		fs.set(t, shard, "faults", `{"kind":"bad_sth_signature"}`)
 		defer fs.clear(t, shard)
@@ -486,6 +546,14 @@ func TestLogFaultsTiled(t *testing.T) {
 		}
 		if _, _, err := sc.Entry(ctx, cp.Tree, 0); err == nil {
 			t.Error("Sunlight's client took an altered entry from the data tile")
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		for _, k := range []string{"unavailable", "drop", "delay", "reject", "bad_sct_signature", "sct_timestamp_skew",
+			"bad_sth_signature", "sth_rollback", "no_publish", "bad_proof", "bad_entry"} {
+			if metric(t, fs.Stage, `ctstage_log_fault_hits_total{kind="`+k+`",shard="tiled-a"}`) == 0 {
+				t.Errorf("/metrics counts no %s hit", k)
+			}
 		}
 	})
 	t.Run("healthy again", func(t *testing.T) {
