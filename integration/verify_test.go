@@ -125,10 +125,21 @@ func reportText(r *sctverify.Report) string {
 func TestVerifyCAIssued(t *testing.T) {
 	vs := startVerifyStage(t)
 	v := vs.verifier(t, true)
-	// The default topology has one shard per operator for a NotAfter, so the
-	// CA issues only what 2 SCTs cover (up to 180 days).
-	for _, lifetime := range []time.Duration{0, 180 * 24 * time.Hour} {
+	// The default topology has two shards per operator for a NotAfter (an
+	// RFC 6962 and a tiled one): 2 SCTs below Apple's 181 days, 3 from
+	// there. The CA's NotAfter is NotBefore + lifetime - 1 s, so a
+	// lifetime of 180 days + 1 s is NotAfter - NotBefore of exactly 180
+	// days: Chrome's last of 2, Apple's first of 3 (inclusive days).
+	for _, lifetime := range []time.Duration{0, 180 * 24 * time.Hour, 180*24*time.Hour + time.Second, 181 * 24 * time.Hour} {
 		iss := vs.issue(t, lifetime)
+		certs := parseDERs(t, iss.Chain)
+		want := 2
+		if certs[0].NotAfter.Sub(certs[0].NotBefore) >= 180*24*time.Hour {
+			want = 3
+		}
+		if len(iss.SCTs) != want {
+			t.Errorf("lifetime %v (NotAfter - NotBefore %v): %d SCTs, want %d", lifetime, certs[0].NotAfter.Sub(certs[0].NotBefore), len(iss.SCTs), want)
+		}
 		r := verifyIncluded(t, v, sctverify.Input{Chain: parseDERs(t, iss.Chain)})
 		if !r.OK {
 			t.Fatalf("lifetime %v: not OK:\n%s", lifetime, reportText(r))

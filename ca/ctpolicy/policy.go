@@ -19,8 +19,12 @@ import (
 // the policy. The error names the rule.
 var ErrPolicy = errors.New("CT policy not met")
 
-// ShortLifetime is the longest certificate lifetime for which two SCTs
-// suffice under both Chrome's and Apple's policies.
+// ShortLifetime is 180 days: two SCTs suffice up to it, three beyond.
+// Chrome (chrome_ct_policy_enforcer.cc) and Firefox (CTPolicyEnforcer.cpp)
+// compare NotAfter - NotBefore with it, 180 days taking 2; Apple
+// (support.apple.com/en-us/103214) counts NotBefore through NotAfter
+// inclusive, any part of a further day a day, so there 180 days exactly
+// is 181 and takes 3. Required takes the stricter.
 const ShortLifetime = 180 * 24 * time.Hour
 
 // Rules, as they are named in errors.
@@ -48,9 +52,11 @@ func (e *PolicyError) Error() string { return fmt.Sprintf("%v: %s: %s", ErrPolic
 func (e *PolicyError) Unwrap() error { return ErrPolicy }
 
 // Required is the number of SCTs a certificate of this lifetime
-// (NotAfter - NotBefore) must carry.
+// (NotAfter - NotBefore, whole seconds) must carry for every browser: 2
+// while Apple's inclusive validity is 180 days or less (NotAfter -
+// NotBefore below 180 days), else 3.
 func Required(lifetime time.Duration) int {
-	if lifetime <= ShortLifetime {
+	if lifetime+time.Second <= ShortLifetime {
 		return 2
 	}
 	return 3
@@ -59,8 +65,8 @@ func Required(lifetime time.Duration) int {
 // Check reports whether SCTs from srcs satisfy the union of Chrome's and
 // Apple's rules for embedded SCTs in a certificate of the given lifetime:
 //
-//   - up to 180 days: 2 SCTs from 2 distinct operators;
-//   - beyond: 3 SCTs from at least 2 operators, of which at most 2 per
+//   - below 180 days: 2 SCTs from 2 distinct operators;
+//   - from 180 days (Apple's 181, inclusive): 3 SCTs from at least 2 operators, of which at most 2 per
 //     operator count;
 //   - in both cases at least one SCT from an RFC 6962 log.
 //

@@ -28,7 +28,12 @@ func TestCheck(t *testing.T) {
 		rule     string // "" when met
 	}{
 		{"TwoOperators90d", 90 * day, []Source{a, b}, ""},
-		{"Exactly180d", 180 * day, []Source{a, b}, ""},
+		// Apple's 180 days are inclusive: NotAfter - NotBefore of 180
+		// days is 181 days and wants 3 (support.apple.com/en-us/103214);
+		// a second less is 180 and wants 2. Chrome takes 2 for both.
+		{"Exactly180dTwo", 180 * day, []Source{a, b}, RuleCount},
+		{"Exactly180dThree", 180 * day, []Source{a, b, c}, ""},
+		{"180dLess1sTwo", 180*day - time.Second, []Source{a, b}, ""},
 		{"OneSCT", 90 * day, []Source{a}, RuleCount},
 		{"None", 90 * day, nil, RuleCount},
 		{"SameOperator", 90 * day, []Source{a, a}, RuleOperators},
