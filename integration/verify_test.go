@@ -195,8 +195,10 @@ func TestVerifyCAIssued(t *testing.T) {
 // TestVerifyHost: a TLS server started here presents a certificate
 // without embedded SCTs, one SCT (from one operator's log, for the
 // certificate as an X.509 entry) in the TLS extension and one (from the
-// other operator's) in a stapled OCSP response. --host finds both, and
-// the TLS/OCSP paths of all three policies are met.
+// other operator's) in a stapled OCSP response. --host finds both. The
+// TLS/OCSP paths of Apple and Mozilla are met; Chrome 148 and later take
+// no OCSP SCTs, so Chrome's is not, unless --chrome-version 147 asks for
+// the Chrome before.
 func TestVerifyHost(t *testing.T) {
 	vs := startVerifyStage(t)
 	notAfter := time.Now().Add(90 * 24 * time.Hour)
@@ -226,7 +228,9 @@ func TestVerifyHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := verifyIncluded(t, vs.verifier(t, true), in)
+	v147 := vs.verifier(t, true)
+	v147.ChromeVersion = 147
+	r := verifyIncluded(t, v147, in)
 	if !r.OK {
 		t.Fatalf("not OK:\n%s", reportText(r))
 	}
@@ -247,13 +251,31 @@ func TestVerifyHost(t *testing.T) {
 	}
 	t.Logf("\n%s", reportText(r))
 
-	out, err := exec.Command(ctstageBinary(t), "verify", "--log-list", vs.logList, "--host", addr, "--json").CombinedOutput()
+	out, err := exec.Command(ctstageBinary(t), "verify", "--log-list", vs.logList, "--host", addr, "--json", "--chrome-version", "147").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ctstage verify --host: %v\n%s", err, out)
 	}
 	var jr sctverify.Report
 	if err := json.Unmarshal(out, &jr); err != nil || !jr.OK || len(jr.SCTs) != 2 {
 		t.Errorf("--json: %v, %+v\n%s", err, jr, out)
+	}
+	// Today's Chrome: the OCSP SCT does not count, and says why.
+	out, err = exec.Command(ctstageBinary(t), "verify", "--log-list", vs.logList, "--host", addr, "--json").CombinedOutput()
+	if exitCode(t, err) != 1 {
+		t.Fatalf("ctstage verify --host for Chrome 148: %v, want exit 1\n%s", err, out)
+	}
+	jr = sctverify.Report{}
+	if err := json.Unmarshal(out, &jr); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range jr.Policies {
+		switch {
+		case v.Policy != sctverify.PolicyChrome && (!v.Compliant || v.Rule != sctverify.RuleCompliantDeliver):
+			t.Errorf("%s: %+v, want met through TLS/OCSP", v.Policy, v)
+		case v.Policy == sctverify.PolicyChrome && (v.Compliant || len(v.NotCounted) != 1 || v.NotCounted[0].Source != sctverify.SourceOCSP ||
+			!strings.Contains(v.NotCounted[0].Reason, "OCSP")):
+			t.Errorf("chrome: %+v, want not met with the OCSP SCT not counted", v)
+		}
 	}
 }
 
@@ -342,5 +364,66 @@ func BenchmarkVerifyInclusion(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
 		})
+	}
+}
+
+// TestVerifyTimeMachine runs the binary's --now: before the SCTs existed
+// they are invalid (in the future); with one of the certificate's logs
+// retiring tomorrow, three days on that log is retired and its SCT, from
+// before the retirement, still counts; eighty days on the log list is
+// too old for every browser, which then enforces nothing.
+func TestVerifyTimeMachine(t *testing.T) {
+	vs := startVerifyStage(t)
+	iss := vs.issue(t, 0)
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(pemFile, iss.ChainPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := strings.TrimSuffix(iss.SCTs[0].Log.URL, "/")
+	shard := u[strings.LastIndex(u, "/")+1:]
+	fs := &faultStage{Stage: vs.Stage}
+	tomorrow := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	fs.set(t, shard, "state", `{"state":"retired","at":"`+tomorrow+`"}`)
+	run := func(now time.Time) (sctverify.Report, int) {
+		t.Helper()
+		out, err := exec.Command(ctstageBinary(t), "verify", "--log-list", vs.logList, "--inclusion=false", "--json",
+			"--now", now.UTC().Format(time.RFC3339), pemFile).CombinedOutput()
+		var r sctverify.Report
+		if jerr := json.Unmarshal(out, &r); jerr != nil {
+			t.Fatalf("--now %s: %v\n%s", now, jerr, out)
+		}
+		return r, exitCode(t, err)
+	}
+	r, code := run(time.Now().Add(-24 * time.Hour))
+	if code != 1 || len(r.SCTs) == 0 || !strings.Contains(r.SCTs[0].Reason, "in the future") {
+		t.Errorf("a day before issuance: exit %d, %+v", code, r.SCTs)
+	}
+	r, code = run(time.Now().Add(3 * 24 * time.Hour))
+	if code != 0 {
+		t.Errorf("three days on: exit %d, %+v", code, r.Policies)
+	}
+	for _, s := range r.SCTs {
+		if s.Index == 1 && s.LogState != sctverify.StateRetired {
+			t.Errorf("three days on, the retiring log is %q", s.LogState)
+		}
+	}
+	for _, v := range r.Policies {
+		found := false
+		for _, c := range v.Counted {
+			found = found || c.Index == 1 && strings.Contains(c.Reason, "before its retirement")
+		}
+		if v.Policy == sctverify.PolicyChrome && !found {
+			t.Errorf("chrome three days on: the retired log's SCT is not counted as before its retirement: %+v", v)
+		}
+	}
+	r, code = run(time.Now().Add(80 * 24 * time.Hour))
+	if code != 0 {
+		t.Errorf("eighty days on: exit %d", code)
+	}
+	for _, v := range r.Policies {
+		if v.Enforced {
+			t.Errorf("%s eighty days on a list of today: enforced (%s)", v.Policy, v.Detail)
+		}
 	}
 }

@@ -79,7 +79,10 @@ func (l *Log) OperatorAt(t time.Time) string {
 // LogList is a parsed v3 log list, indexed by log ID.
 type LogList struct {
 	Logs []*Log
-	byID map[[32]byte]*Log
+	// Timestamp is the list's log_list_timestamp: the browsers stop
+	// enforcing CT on a list too old.
+	Timestamp time.Time
+	byID      map[[32]byte]*Log
 }
 
 // Lookup returns the log with this ID, or nil.
@@ -95,7 +98,7 @@ func ParseLogList(b []byte) (*LogList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrLogList, err)
 	}
-	ll := &LogList{byID: map[[32]byte]*Log{}}
+	ll := &LogList{byID: map[[32]byte]*Log{}, Timestamp: raw.LogListTimestamp}
 	for _, op := range raw.Operators {
 		if op == nil {
 			continue

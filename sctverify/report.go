@@ -46,20 +46,23 @@ type Report struct {
 	Problems []string    `json:"problems,omitempty"`
 	SCTs     []SCTResult `json:"scts"`
 	Policies []Verdict   `json:"policies"`
+	// CheckedAt is the time of check (--now).
+	CheckedAt time.Time `json:"checked_at"`
 	// OK is true when there are no problems, every SCT is valid (or
 	// unsupported, or a duplicate), no inclusion check failed, and every
-	// policy evaluated is met.
+	// policy evaluated is met or not enforced.
 	OK bool `json:"ok"`
 }
 
 // SCTResult is the outcome for one SCT.
 type SCTResult struct {
-	Source    string    `json:"source"`
-	Index     int       `json:"index"` // 1-based, in its source's list
-	LogID     []byte    `json:"log_id,omitempty"`
-	Log       string    `json:"log,omitempty"`
-	Operator  string    `json:"operator,omitempty"` // at the SCT's time
-	LogState  string    `json:"log_state,omitempty"`
+	Source   string `json:"source"`
+	Index    int    `json:"index"` // 1-based, in its source's list
+	LogID    []byte `json:"log_id,omitempty"`
+	Log      string `json:"log,omitempty"`
+	Operator string `json:"operator,omitempty"`  // at the SCT's time
+	LogState string `json:"log_state,omitempty"` // at the time of check
+
 	Timestamp time.Time `json:"timestamp,omitzero"`
 	Status    string    `json:"status"`
 	Reason    string    `json:"reason,omitempty"`
@@ -90,7 +93,7 @@ func (r *Report) finish() {
 		}
 	}
 	for _, v := range r.Policies {
-		r.OK = r.OK && v.Compliant
+		r.OK = r.OK && v.OK()
 	}
 }
 
@@ -109,6 +112,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "issuer       %s\n", r.Issuer)
 	}
 	fmt.Fprintf(&b, "validity     %s to %s (%s)\n", r.NotBefore.Format(time.RFC3339), r.NotAfter.Format(time.RFC3339), days(r.NotAfter.Sub(r.NotBefore)))
+	if !r.CheckedAt.IsZero() {
+		fmt.Fprintf(&b, "checked at   %s\n", r.CheckedAt.Format(time.RFC3339))
+	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "PROBLEM      %s\n", p)
 	}
@@ -135,10 +141,16 @@ func (r *Report) WriteText(w io.Writer) error {
 	b.WriteString("\n")
 	for _, v := range r.Policies {
 		res := "NOT MET"
-		if v.Compliant {
+		switch {
+		case !v.Enforced:
+			res = "NOT ENFORCED"
+		case v.Compliant:
 			res = "met"
 		}
 		fmt.Fprintf(&b, "%-8s %-8s %s: %s\n", v.Policy, res, v.Rule, v.Detail)
+		for _, n := range v.NotCounted {
+			fmt.Fprintf(&b, "         not counted: SCT #%d (%s, %s): %s\n", n.Index, n.Source, orDash(n.Log), n.Reason)
+		}
 	}
 	if r.OK {
 		b.WriteString("\nresult: OK\n")

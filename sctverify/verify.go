@@ -27,6 +27,9 @@ type Verifier struct {
 	// Policies to evaluate (PolicyChrome, PolicyApple, PolicyMozilla);
 	// nil means AllPolicies.
 	Policies []string
+	// ChromeVersion is the Chrome whose rules apply; 0 is the one current
+	// at the time of check (Check.ChromeVersion).
+	ChromeVersion int
 }
 
 // Input is a certificate and its SCTs from every source.
@@ -56,7 +59,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Report, error) {
 		now = v.Now()
 	}
 	leaf := in.Chain[0]
-	r := &Report{Subject: leaf.Subject.String(), Serial: leaf.SerialNumber.Text(16), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+	r := &Report{Subject: leaf.Subject.String(), Serial: leaf.SerialNumber.Text(16), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, CheckedAt: now.UTC()}
 	issuer, issuerErr := FindIssuer(leaf, in.Chain[1:])
 	if issuer != nil {
 		r.Issuer = issuer.Subject.String()
@@ -92,7 +95,8 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Report, error) {
 		r.SCTs = append(r.SCTs, *res)
 	}
 	for _, p := range v.policies() {
-		r.Policies = append(r.Policies, Evaluate(p, leaf.NotBefore, leaf.NotAfter, c.valid))
+		r.Policies = append(r.Policies, Evaluate(p, leaf.NotBefore, leaf.NotAfter, c.valid,
+			Check{Now: now, ListTime: v.Logs.Timestamp, ChromeVersion: v.ChromeVersion}))
 	}
 	r.finish()
 	return r, nil
@@ -196,7 +200,7 @@ func (c *checker) one(res *SCTResult, raw []byte, entry func() ([]byte, error)) 
 		res.Status, res.Reason = StatusUnknownLog, "no log in the log list has this ID"
 		return
 	}
-	res.Log, res.Operator, res.LogState = l.Description, l.OperatorAt(sct.Time()), l.State
+	res.Log, res.Operator, res.LogState = l.Description, l.OperatorAt(sct.Time()), l.StateAt(c.now)
 	data, err := c.verify(l, sct, entry)
 	if err != nil {
 		res.Status, res.Reason = StatusInvalid, err.Error()
@@ -210,15 +214,15 @@ func (c *checker) one(res *SCTResult, raw []byte, entry func() ([]byte, error)) 
 		res.Warnings = append(res.Warnings, fmt.Sprintf("timestamp %s is %s before the certificate's notBefore %s: the log's clock is behind, or the certificate is post-dated",
 			sct.Time().UTC().Format(time.RFC3339Nano), nb.Sub(sct.Time()).Round(time.Millisecond), nb.UTC().Format(time.RFC3339)))
 	}
-	c.valid = append(c.valid, PolicySCT{Log: l, Source: res.Source, Time: sct.Time(), Operator: res.Operator})
+	idx, idxErr := LeafIndex(sct.Extensions)
+	c.valid = append(c.valid, PolicySCT{Log: l, Source: res.Source, Index: res.Index, Time: sct.Time(), LeafIndex: idxErr == nil})
 	if !c.v.Inclusion {
 		return
 	}
 	job := inclusionJob{res: res, log: l, sct: sct, hash: leafHash(data)}
 	if l.Tiled {
-		idx, err := LeafIndex(sct.Extensions)
-		if err != nil {
-			res.Inclusion = &Inclusion{Status: InclusionError, Detail: "static-ct-api log: " + err.Error()}
+		if idxErr != nil {
+			res.Inclusion = &Inclusion{Status: InclusionError, Detail: "static-ct-api log: " + idxErr.Error()}
 			return
 		}
 		job.index = idx

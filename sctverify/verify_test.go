@@ -113,18 +113,21 @@ func TestNegatives(t *testing.T) {
 		rule    string   // ... by this rule
 		problem bool
 	}{
-		{name: "one SCT only", specs: []sctSpec{{log: f.a1}}, status: []string{StatusValid}, policy: PolicyChrome, rule: RuleEmbeddedCount},
+		// Chromium's UpdatedSCTRequirements: "If a single SCT is provided,
+		// it should trip the diversity check"; Firefox counts first.
+		{name: "one SCT only", specs: []sctSpec{{log: f.a1}}, status: []string{StatusValid}, policy: PolicyChrome, rule: RuleOperators},
+		{name: "one SCT only (Mozilla)", specs: []sctSpec{{log: f.a1}}, status: []string{StatusValid}, policy: PolicyMozilla, rule: RuleEmbeddedCount},
 		{name: "one SCT only (Apple)", specs: []sctSpec{{log: f.a1}}, status: []string{StatusValid}, policy: PolicyApple, rule: RuleApprovedMinimum},
 		{name: "two SCTs from one operator", specs: []sctSpec{{log: f.a1}, {log: f.a2}}, status: []string{StatusValid, StatusValid}, policy: PolicyChrome, rule: RuleOperators},
 		{name: "two SCTs from one operator (Apple)", specs: []sctSpec{{log: f.a1}, {log: f.a2}}, status: []string{StatusValid, StatusValid}, policy: PolicyApple, rule: RulePerOperator},
 		{name: "two SCTs from one operator (Mozilla)", specs: []sctSpec{{log: f.a1}, {log: f.a2}}, status: []string{StatusValid, StatusValid}, policy: PolicyMozilla, rule: RuleOperators},
-		{name: "SCT over a different TBS", specs: []sctSpec{{log: f.a1}, {log: f.b1, entry: otherEntry}}, status: []string{StatusValid, StatusInvalid}, reason: "signature does not verify", policy: PolicyChrome, rule: RuleEmbeddedCount},
-		{name: "future timestamp", specs: []sctSpec{{log: f.a1}, {log: f.b1, at: time.Now().Add(time.Hour)}}, status: []string{StatusValid, StatusInvalid}, reason: "in the future", policy: PolicyChrome, rule: RuleEmbeddedCount},
-		{name: "unknown log", specs: []sctSpec{{log: f.a1}, {log: f.unknown}}, status: []string{StatusValid, StatusUnknownLog}, reason: "no log in the log list", policy: PolicyChrome, rule: RuleEmbeddedCount},
+		{name: "SCT over a different TBS", specs: []sctSpec{{log: f.a1}, {log: f.b1, entry: otherEntry}}, status: []string{StatusValid, StatusInvalid}, reason: "signature does not verify", policy: PolicyMozilla, rule: RuleEmbeddedCount},
+		{name: "future timestamp", specs: []sctSpec{{log: f.a1}, {log: f.b1, at: time.Now().Add(time.Hour)}}, status: []string{StatusValid, StatusInvalid}, reason: "in the future", policy: PolicyMozilla, rule: RuleEmbeddedCount},
+		{name: "unknown log", specs: []sctSpec{{log: f.a1}, {log: f.unknown}}, status: []string{StatusValid, StatusUnknownLog}, reason: "no log in the log list", policy: PolicyMozilla, rule: RuleEmbeddedCount},
 		{name: "SCT list with trailing bytes", specs: []sctSpec{{log: f.a1}, {log: f.b1}}, list: trailing, reason: "trailing data", problem: true, policy: PolicyChrome, rule: RuleEmbeddedCount},
-		{name: "v2 SCT is unsupported, not invalid", specs: []sctSpec{{log: f.a1}, {log: f.b1, version: 1}}, status: []string{StatusValid, StatusUnsupported}, reason: "unsupported SCT version", policy: PolicyChrome, rule: RuleEmbeddedCount},
+		{name: "v2 SCT is unsupported, not invalid", specs: []sctSpec{{log: f.a1}, {log: f.b1, version: 1}}, status: []string{StatusValid, StatusUnsupported}, reason: "unsupported SCT version", policy: PolicyMozilla, rule: RuleEmbeddedCount},
 		{name: "duplicate SCT counted once", specs: []sctSpec{{log: f.a1}}, list: func(l [][]byte) []byte { return encodeSCTList([][]byte{l[0], l[0]}) },
-			status: []string{StatusValid, StatusDuplicate}, reason: "counted once", policy: PolicyChrome, rule: RuleEmbeddedCount},
+			status: []string{StatusValid, StatusDuplicate}, reason: "counted once", policy: PolicyMozilla, rule: RuleEmbeddedCount},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := f.verify(t, f.ca.issue(t, nb, na, tc.specs, tc.list))
@@ -248,7 +251,7 @@ func TestPolicyBoundaries(t *testing.T) {
 	}
 	a1, a2, b1 := mk("a1", "A"), mk("a2", "A"), mk("b1", "B")
 	sct := func(l *Log) PolicySCT {
-		return PolicySCT{Log: l, Source: SourceEmbedded, Operator: l.Operator, Time: time.Now()}
+		return PolicySCT{Log: l, Source: SourceEmbedded, Time: time.Now()}
 	}
 	two := []PolicySCT{sct(a1), sct(b1)}
 	three := []PolicySCT{sct(a1), sct(a2), sct(b1)}
@@ -271,7 +274,7 @@ func TestPolicyBoundaries(t *testing.T) {
 			na := nb.Add(tc.lifetime)
 			check := func(policy string, scts []PolicySCT, want bool, rule string) {
 				t.Helper()
-				v := Evaluate(policy, nb, na, scts)
+				v := Evaluate(policy, nb, na, scts, Check{Now: time.Now()})
 				if v.Compliant != want || (rule != "" && v.Rule != rule) {
 					t.Errorf("%s with %d SCTs: %+v, want met=%v (%s)", policy, len(scts), v, want, rule)
 				}

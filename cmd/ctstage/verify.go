@@ -27,6 +27,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	ocspFile := fs.String("ocsp", "", "a DER OCSP response for the certificate, whose SCTs are checked too")
 	inclusion := fs.Bool("inclusion", true, "prove each SCT's inclusion: get-proof-by-hash on RFC 6962 logs, the tiles at its leaf_index on tiled logs")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	nowFlag := fs.String("now", "", "time of check, RFC 3339 or YYYY-MM-DD (default: now): SCT timestamps, log states and the policies' dates are taken at it")
+	chromeVersion := fs.Int("chrome-version", 0, "the Chrome whose rules apply (default: the one current at the time of check; 147 still takes OCSP SCTs, 148 does not)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ctstage verify [flags] CHAIN.pem|CHAIN.der ...   or   ctstage verify [flags] --host HOST:PORT")
 		fs.PrintDefaults()
@@ -47,6 +49,19 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		policies = []string{*policy}
 	}
+	var now func() time.Time
+	if *nowFlag != "" {
+		t, err := parseTime(*nowFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "verify: --now %q: %v\n", *nowFlag, err)
+			return exitUsage
+		}
+		now = func() time.Time { return t }
+	}
+	if *chromeVersion < 0 {
+		fmt.Fprintf(stderr, "verify: --chrome-version %d: want a Chrome milestone such as 148\n", *chromeVersion)
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: *timeout}
@@ -60,7 +75,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "verify:", err)
 		return exitFail
 	}
-	v := &sctverify.Verifier{Logs: ll, HTTPClient: hc, Inclusion: *inclusion, Policies: policies}
+	v := &sctverify.Verifier{Logs: ll, HTTPClient: hc, Inclusion: *inclusion, Policies: policies, Now: now, ChromeVersion: *chromeVersion}
 	r, err := v.Verify(ctx, in)
 	if err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
@@ -75,6 +90,18 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitFail
 	}
 	return exitOK
+}
+
+// parseTime reads --now: RFC 3339, or a date (midnight UTC).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want RFC 3339 (2026-04-15T00:00:00Z) or a date (2026-04-15)")
+	}
+	return t, nil
 }
 
 // parseInterleaved parses flags that may come after the file arguments.
