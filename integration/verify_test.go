@@ -171,6 +171,10 @@ func TestVerifyCAIssued(t *testing.T) {
 	if err := os.WriteFile(bad, bare[0], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	empty, junk := filepath.Join(dir, "empty.pem"), filepath.Join(dir, "junk.pem")
+	if os.WriteFile(empty, nil, 0o644) != nil || os.WriteFile(junk, []byte("not a certificate\n"), 0o644) != nil {
+		t.Fatal("couldn't write the bad inputs")
+	}
 	time.Sleep(2 * time.Second) // let the new entries be integrated
 	bin := ctstageBinary(t)
 	for _, tc := range []struct {
@@ -182,6 +186,8 @@ func TestVerifyCAIssued(t *testing.T) {
 		{[]string{"verify", good, "--log-list", vs.logList, "--json", "--policy", "apple"}, 0, `"compliant": true`},
 		{[]string{"verify", "--log-list", vs.logList, bad}, 1, sctverify.RuleEmbeddedCount},
 		{[]string{"verify", "--log-list", vs.logList}, 2, ""},
+		{[]string{"verify", "--log-list", vs.logList, empty}, 1, "the file is empty"},
+		{[]string{"verify", "--log-list", vs.logList, junk}, 1, "neither PEM"},
 		{[]string{"verify", "--log-list", vs.logList, "--policy", "opera", good}, 2, ""},
 	} {
 		out, err := exec.Command(bin, tc.args...).CombinedOutput()

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -65,12 +67,14 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: *timeout}
-	ll, err := sctverify.LoadLogList(ctx, *logList, hc)
+	// The input first: a file that is no certificate is said so, whatever
+	// the log list.
+	in, err := verifyInput(ctx, *host, files, *ocspFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
 		return exitFail
 	}
-	in, err := verifyInput(ctx, *host, files, *ocspFile)
+	ll, err := sctverify.LoadLogList(ctx, *logList, hc)
 	if err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
 		return exitFail
@@ -173,7 +177,13 @@ func readChain(files []string) ([]*x509.Certificate, error) {
 }
 
 func certBlocks(b []byte) ([][]byte, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errors.New("the file is empty: want a certificate, PEM or DER")
+	}
 	if !strings.Contains(string(b), "-----BEGIN") {
+		if b[0] != 0x30 {
+			return nil, errors.New("neither PEM (no -----BEGIN line) nor DER (no ASN.1 SEQUENCE): want a certificate")
+		}
 		return [][]byte{b}, nil // DER
 	}
 	var out [][]byte
@@ -188,7 +198,7 @@ func certBlocks(b []byte) ([][]byte, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no CERTIFICATE block")
+		return nil, errors.New("PEM without a CERTIFICATE block: want a certificate")
 	}
 	return out, nil
 }
