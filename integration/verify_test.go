@@ -171,6 +171,12 @@ func TestVerifyCAIssued(t *testing.T) {
 	if err := os.WriteFile(bad, bare[0], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The leaf alone: its issuer comes from its AIA caIssuers URL, which
+	// is loopback here and so fetched without --fetch-issuer.
+	leafOnly := filepath.Join(dir, "leaf.der")
+	if err := os.WriteFile(leafOnly, vs.issue(t, 0).Chain[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	empty, junk := filepath.Join(dir, "empty.pem"), filepath.Join(dir, "junk.pem")
 	if os.WriteFile(empty, nil, 0o644) != nil || os.WriteFile(junk, []byte("not a certificate\n"), 0o644) != nil {
 		t.Fatal("couldn't write the bad inputs")
@@ -186,6 +192,7 @@ func TestVerifyCAIssued(t *testing.T) {
 		{[]string{"verify", good, "--log-list", vs.logList, "--json", "--policy", "apple"}, 0, `"compliant": true`},
 		{[]string{"verify", "--log-list", vs.logList, bad}, 1, sctverify.RuleEmbeddedCount},
 		{[]string{"verify", "--log-list", vs.logList}, 2, ""},
+		{[]string{"verify", "--log-list", vs.logList, leafOnly}, 0, "issuer from  " + vs.LogURL + "/ca/"},
 		{[]string{"verify", "--log-list", vs.logList, empty}, 1, "the file is empty"},
 		{[]string{"verify", "--log-list", vs.logList, junk}, 1, "neither PEM"},
 		{[]string{"verify", "--log-list", vs.logList, "--policy", "opera", good}, 2, ""},

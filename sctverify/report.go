@@ -36,11 +36,14 @@ const (
 
 // Report is the outcome for one certificate.
 type Report struct {
-	Subject   string    `json:"subject"`
-	Serial    string    `json:"serial"`
-	Issuer    string    `json:"issuer,omitempty"` // the issuer found, by name and signature
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
+	Subject string `json:"subject"`
+	Serial  string `json:"serial"`
+	Issuer  string `json:"issuer,omitempty"` // the issuer found, by name and signature
+	// IssuerFrom is the AIA caIssuers URL the issuer was fetched from,
+	// when it was not among the certificates given.
+	IssuerFrom string    `json:"issuer_from,omitempty"`
+	NotBefore  time.Time `json:"not_before"`
+	NotAfter   time.Time `json:"not_after"`
 	// Problems are failures that belong to no single SCT (a malformed SCT
 	// list, an OCSP response that does not verify).
 	Problems []string    `json:"problems,omitempty"`
@@ -110,6 +113,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "certificate  %s (serial %s)\n", r.Subject, r.Serial)
 	if r.Issuer != "" {
 		fmt.Fprintf(&b, "issuer       %s\n", r.Issuer)
+	}
+	if r.IssuerFrom != "" {
+		fmt.Fprintf(&b, "issuer from  %s (AIA caIssuers)\n", r.IssuerFrom)
 	}
 	fmt.Fprintf(&b, "validity     %s to %s (%s)\n", r.NotBefore.Format(time.RFC3339), r.NotAfter.Format(time.RFC3339), days(r.NotAfter.Sub(r.NotBefore)))
 	if !r.CheckedAt.IsZero() {

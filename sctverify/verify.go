@@ -30,6 +30,10 @@ type Verifier struct {
 	// ChromeVersion is the Chrome whose rules apply; 0 is the one current
 	// at the time of check (Check.ChromeVersion).
 	ChromeVersion int
+	// FetchIssuer fetches an issuer not among the certificates given from
+	// any of the certificate's AIA caIssuers URLs; without it only
+	// loopback URLs are fetched.
+	FetchIssuer bool
 }
 
 // Input is a certificate and its SCTs from every source.
@@ -61,6 +65,13 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Report, error) {
 	leaf := in.Chain[0]
 	r := &Report{Subject: leaf.Subject.String(), Serial: leaf.SerialNumber.Text(16), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, CheckedAt: now.UTC()}
 	issuer, issuerErr := FindIssuer(leaf, in.Chain[1:])
+	if issuer == nil {
+		if iss, from, err := v.issuerFromAIA(ctx, leaf, v.FetchIssuer); err == nil {
+			issuer, issuerErr, r.IssuerFrom = iss, nil, from
+		} else {
+			issuerErr = fmt.Errorf("%w (%v)", issuerErr, err)
+		}
+	}
 	if issuer != nil {
 		r.Issuer = issuer.Subject.String()
 	}

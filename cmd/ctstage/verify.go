@@ -30,6 +30,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	inclusion := fs.Bool("inclusion", true, "prove each SCT's inclusion: get-proof-by-hash on RFC 6962 logs, the tiles at its leaf_index on tiled logs")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	nowFlag := fs.String("now", "", "time of check, RFC 3339 or YYYY-MM-DD (default: now): SCT timestamps, log states and the policies' dates are taken at it")
+	fetchIssuer := fs.Bool("fetch-issuer", false, "fetch a missing issuer from the certificate's AIA caIssuers URL even when it is not loopback (loopback URLs are always fetched)")
 	chromeVersion := fs.Int("chrome-version", 0, "the Chrome whose rules apply (default: the one current at the time of check; 147 still takes OCSP SCTs, 148 does not)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ctstage verify [flags] CHAIN.pem|CHAIN.der ...   or   ctstage verify [flags] --host HOST:PORT")
@@ -79,7 +80,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "verify:", err)
 		return exitFail
 	}
-	v := &sctverify.Verifier{Logs: ll, HTTPClient: hc, Inclusion: *inclusion, Policies: policies, Now: now, ChromeVersion: *chromeVersion}
+	v := &sctverify.Verifier{Logs: ll, HTTPClient: hc, Inclusion: *inclusion, Policies: policies, Now: now, ChromeVersion: *chromeVersion, FetchIssuer: *fetchIssuer}
 	r, err := v.Verify(ctx, in)
 	if err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
