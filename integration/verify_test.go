@@ -9,7 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	ct "github.com/google/certificate-transparency-go"
 	cttls "github.com/google/certificate-transparency-go/tls"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/ctstage/ctstage/ca"
+	"github.com/ctstage/ctstage/ca/ctpolicy"
 	"github.com/ctstage/ctstage/internal/serve"
 	"github.com/ctstage/ctstage/internal/testsupport/testca"
 	"github.com/ctstage/ctstage/sctverify"
@@ -68,6 +72,13 @@ func (vs *verifyStage) verifier(t testing.TB, inclusion bool) *sctverify.Verifie
 
 func (vs *verifyStage) issue(t testing.TB, lifetime time.Duration) *ca.Issuance {
 	t.Helper()
+	iss, _ := vs.issueKey(t, lifetime)
+	return iss
+}
+
+// issueKey is issue, with the certificate's private key.
+func (vs *verifyStage) issueKey(t testing.TB, lifetime time.Duration) (*ca.Issuance, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +87,7 @@ func (vs *verifyStage) issue(t testing.TB, lifetime time.Duration) *ca.Issuance 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return iss
+	return iss, key
 }
 
 func parseDERs(t testing.TB, ders [][]byte) []*x509.Certificate {
@@ -438,5 +449,70 @@ func TestVerifyTimeMachine(t *testing.T) {
 		if v.Enforced {
 			t.Errorf("%s eighty days on a list of today: enforced (%s)", v.Policy, v.Detail)
 		}
+	}
+}
+
+// TestVerifyPrecert gives the binary a precertificate from ctstage's CA:
+// with its SCTs as add-pre-chain answers (--scts), they verify against
+// its entry and meet every policy as embedded SCTs; an SCT of another
+// certificate does not verify; with --host serving the final
+// certificate, the SCTs it embeds verify against the precertificate.
+func TestVerifyPrecert(t *testing.T) {
+	vs := startVerifyStage(t)
+	iss, key := vs.issueKey(t, 0)
+	other := vs.issue(t, 0)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	precert := write("precert.pem", append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Precertificate}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Chain[1]})...))
+	answers := func(scts ...ctpolicy.SCT) []byte {
+		var b []byte
+		for _, s := range scts {
+			sig, err := cttls.Marshal(s.SCT.Signature)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b, mustJSON(t, ct.AddChainResponse{SCTVersion: s.SCT.SCTVersion, ID: s.SCT.LogID.KeyID[:], Timestamp: s.SCT.Timestamp,
+				Extensions: base64.StdEncoding.EncodeToString(s.SCT.Extensions), Signature: sig})...)
+			b = append(b, '\n')
+		}
+		return b
+	}
+	good := write("scts.json", answers(iss.SCTs...))
+	mixed := write("mixed.json", answers(iss.SCTs[0], other.SCTs[1]))
+	run := func(args ...string) (sctverify.Report, int, string) {
+		t.Helper()
+		out, err := exec.Command(ctstageBinary(t), append([]string{"verify", "--log-list", vs.logList, "--inclusion=false", "--json"}, args...)...).CombinedOutput()
+		var r sctverify.Report
+		json.Unmarshal(out, &r)
+		return r, exitCode(t, err), string(out)
+	}
+	r, code, out := run("--scts", good, precert)
+	if code != 0 || !r.Precertificate || len(r.SCTs) != len(iss.SCTs) {
+		t.Fatalf("precertificate with its SCTs: exit %d\n%s", code, out)
+	}
+	for _, s := range r.SCTs {
+		if s.Source != sctverify.SourcePrecert || s.Status != sctverify.StatusValid {
+			t.Errorf("SCT %d: %s %s (%s)", s.Index, s.Source, s.Status, s.Reason)
+		}
+	}
+	r, code, out = run("--scts", mixed, precert)
+	if code != 1 || len(r.SCTs) != 2 || r.SCTs[1].Status != sctverify.StatusInvalid {
+		t.Errorf("an SCT of another certificate: exit %d\n%s", code, out)
+	}
+	if _, code, out = run(precert); code != 1 || !strings.Contains(out, "no SCTs given") {
+		t.Errorf("a precertificate without SCTs: exit %d\n%s", code, out)
+	}
+	certs := parseDERs(t, iss.Chain)
+	addr := serveTLS(t, tls.Certificate{Certificate: iss.Chain, PrivateKey: key, Leaf: certs[0]})
+	if r, code, out = run("--host", addr, precert); code != 0 || len(r.SCTs) != len(iss.SCTs) {
+		t.Errorf("precertificate with --host serving its final certificate: exit %d\n%s", code, out)
 	}
 }

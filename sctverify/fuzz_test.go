@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func seedProofs(f *testing.F) [][]byte {
+func seedProofs(f testing.TB) [][]byte {
 	var out [][]byte
 	dir := sharedTestdata(f, "ct-cpp")
 	for _, name := range []string{"test-cert.proof", "test-embedded-pre-cert.proof", "rsa/test-cert-rsa.proof"} {
@@ -105,4 +105,60 @@ func FuzzRemoveSCTList(f *testing.F) {
 			t.Fatalf("cut of %d bytes gave %d", len(b), len(out))
 		}
 	})
+}
+
+// FuzzParseSCTFile: --scts input never panics, and every SCT it yields
+// is a whole serialized SCT that ParseSCT takes or refuses cleanly.
+func FuzzParseSCTFile(f *testing.F) {
+	proofs := seedProofs(f)
+	f.Add(encodeSCTList(proofs))
+	f.Add([]byte(`{"sct_version":0,"id":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","timestamp":1,"extensions":"","signature":"BAMARzBFAiEA"}`))
+	f.Add([]byte(`[{"sct_version":0,"id":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","timestamp":1,"extensions":"AAAF","signature":"BAMAAQ=="}]`))
+	f.Add([]byte("{}\n{}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		scts, err := ParseSCTFile(b)
+		if err != nil {
+			return
+		}
+		if len(scts) == 0 {
+			t.Fatal("no error and no SCTs")
+		}
+		for _, s := range scts {
+			ParseSCT(s)
+		}
+	})
+}
+
+// TestParseSCTFile: the forms --scts takes, and what it refuses.
+func TestParseSCTFile(t *testing.T) {
+	proofs := seedProofs(t)
+	one := `{"sct_version":0,"id":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","timestamp":1,"extensions":"","signature":"BAMAAQE="}`
+	for _, tc := range []struct {
+		name string
+		in   string
+		n    int // SCTs; -1 for an error
+	}{
+		{"list", string(encodeSCTList(proofs)), len(proofs)},
+		{"one answer", one, 1},
+		{"lines", one + "\n" + one + "\n", 2},
+		{"array", "[" + one + "," + one + "]", 2},
+		{"empty", " \n", -1},
+		{"no id", `{"sct_version":0,"timestamp":1,"signature":"BAMAAQ=="}`, -1},
+		{"no version", `{"id":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","timestamp":1,"signature":"BAMAAQ=="}`, -1},
+		{"bad json", `{"sct_version":`, -1},
+		{"empty array", `[]`, -1},
+	} {
+		scts, err := ParseSCTFile([]byte(tc.in))
+		switch {
+		case tc.n < 0 && err == nil:
+			t.Errorf("%s: took it", tc.name)
+		case tc.n >= 0 && (err != nil || len(scts) != tc.n):
+			t.Errorf("%s: %d SCTs, %v; want %d", tc.name, len(scts), err, tc.n)
+		}
+	}
+	if scts, _ := ParseSCTFile([]byte(one)); len(scts) == 1 {
+		if s, err := ParseSCT(scts[0]); err != nil || s.Timestamp != 1 {
+			t.Errorf("the answer's SCT: %+v, %v", s, err)
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package sctverify
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -134,4 +137,57 @@ func unwrapOctetString(v []byte) ([]byte, error) {
 		return nil, fmt.Errorf("SCT list extension: %w: %d bytes after the OCTET STRING", ErrTrailingData, len(s))
 	}
 	return inner, nil
+}
+
+// addChainAnswer is an add-(pre-)chain answer (RFC 6962 section 4.1).
+type addChainAnswer struct {
+	SCTVersion *uint8 `json:"sct_version"`
+	ID         []byte `json:"id"`
+	Timestamp  uint64 `json:"timestamp"`
+	Extensions []byte `json:"extensions"`
+	Signature  []byte `json:"signature"`
+}
+
+// ParseSCTFile reads SCTs from a file: add-chain answers as JSON (one object, an
+// array, or one object per line), else a TLS-encoded SCT list. It returns
+// each SCT serialized (RFC 6962 section 3.2).
+func ParseSCTFile(b []byte) ([][]byte, error) {
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 {
+		return nil, errors.New("the file is empty")
+	}
+	if t[0] != '{' && t[0] != '[' {
+		return ParseSCTList(b)
+	}
+	var answers []addChainAnswer
+	if t[0] == '[' {
+		if err := json.Unmarshal(t, &answers); err != nil {
+			return nil, fmt.Errorf("not a JSON list of add-chain answers: %w", err)
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(t))
+		for dec.More() {
+			var a addChainAnswer
+			if err := dec.Decode(&a); err != nil {
+				return nil, fmt.Errorf("not add-chain answers: %w", err)
+			}
+			answers = append(answers, a)
+		}
+	}
+	var out [][]byte
+	for i, a := range answers {
+		if a.SCTVersion == nil || len(a.ID) != 32 || len(a.Signature) == 0 || len(a.Extensions) > 0xffff {
+			return nil, fmt.Errorf("answer %d: want sct_version, a 32-byte id, extensions and a signature", i+1)
+		}
+		sct := []byte{*a.SCTVersion}
+		sct = append(sct, a.ID...)
+		sct = binary.BigEndian.AppendUint64(sct, a.Timestamp)
+		sct = binary.BigEndian.AppendUint16(sct, uint16(len(a.Extensions)))
+		sct = append(sct, a.Extensions...)
+		out = append(out, append(sct, a.Signature...))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no SCTs in the file")
+	}
+	return out, nil
 }

@@ -119,6 +119,12 @@ type PolicySCT struct {
 	LeafIndex bool
 }
 
+// embedded reports whether the SCT counts as embedded: it is, or it was
+// given for a precertificate, whose final certificate embeds it.
+func (s PolicySCT) embedded() bool { return s.Source == SourceEmbedded || s.Source == SourcePrecert }
+
+func (s PolicySCT) notEmbedded() bool { return !s.embedded() }
+
 func (s PolicySCT) ref(reason string) SCTRef {
 	return SCTRef{Source: s.Source, Index: s.Index, Log: s.Log.Description, Reason: reason}
 }
@@ -177,7 +183,7 @@ func Evaluate(policy string, notBefore, notAfter time.Time, scts []PolicySCT, ch
 }
 
 func sortRefs(r []SCTRef) {
-	order := map[string]int{SourceEmbedded: 0, SourceTLS: 1, SourceOCSP: 2}
+	order := map[string]int{SourceEmbedded: 0, SourcePrecert: 0, SourceTLS: 1, SourceOCSP: 2}
 	sort.SliceStable(r, func(i, j int) bool {
 		if r[i].Source != r[j].Source {
 			return order[r[i].Source] < order[r[j].Source]
@@ -278,11 +284,11 @@ func evalChrome(notBefore, notAfter time.Time, scts []PolicySCT, chk Check) (v V
 	ops := map[string]bool{}
 	for _, c := range cs {
 		s := c.s
-		if c.disq && s.Source != SourceEmbedded {
+		if c.disq && s.notEmbedded() {
 			t.skip(c.i, s, "delivered over TLS/OCSP by a log retired at time of check")
 			continue
 		}
-		if s.Source != SourceEmbedded {
+		if s.notEmbedded() {
 			hasDelivered = true
 			t.count(c.i, s, "")
 		} else {
@@ -355,14 +361,14 @@ func evalMozilla(notBefore, notAfter time.Time, scts []PolicySCT, chk Check) (v 
 	// TLS/OCSP: 2 SCTs from admissible logs, 2 logs, 2 operators.
 	dn, dlogs, dops := 0, map[[32]byte]bool{}, map[string]bool{}
 	for _, c := range cs {
-		if c.s.Source != SourceEmbedded && current(c.st) {
+		if c.s.notEmbedded() && current(c.st) {
 			dn++
 			dlogs[c.s.Log.ID], dops[c.s.Log.Operator] = true, true
 		}
 	}
 	if dn >= 2 && len(dlogs) >= 2 && len(dops) >= 2 {
 		for _, c := range cs {
-			if c.s.Source != SourceEmbedded && current(c.st) {
+			if c.s.notEmbedded() && current(c.st) {
 				t.count(c.i, c.s, "")
 			} else {
 				t.skip(c.i, c.s, "the TLS/OCSP path decided")
@@ -377,7 +383,7 @@ func evalMozilla(notBefore, notAfter time.Time, scts []PolicySCT, chk Check) (v 
 	logs, ops := map[[32]byte]bool{}, map[string]bool{}
 	for _, c := range cs {
 		s := c.s
-		if s.Source != SourceEmbedded {
+		if s.notEmbedded() {
 			t.skip(c.i, s, "Firefox does not pool TLS/OCSP SCTs with embedded ones")
 			continue
 		}
@@ -464,7 +470,7 @@ func evalApple(notBefore, notAfter time.Time, scts []PolicySCT, chk Check) (v Ve
 	var distinct []approved
 	viaTLS := map[[32]byte]bool{} // logs with a current SCT over TLS or OCSP
 	for _, a := range as {
-		if a.cur && a.s.Source != SourceEmbedded {
+		if a.cur && a.s.notEmbedded() {
 			viaTLS[a.s.Log.ID] = true
 		}
 		if !first[a.s.Log.ID] {
@@ -502,7 +508,7 @@ func evalApple(notBefore, notAfter time.Time, scts []PolicySCT, chk Check) (v Ve
 				continue
 			}
 			j, ok := chosen[a.s.Log.ID]
-			if !ok || as[j].s.Source == SourceEmbedded && a.s.Source != SourceEmbedded {
+			if !ok || as[j].s.embedded() && a.s.notEmbedded() {
 				chosen[a.s.Log.ID] = k
 			}
 		}
@@ -528,7 +534,7 @@ func evalApple(notBefore, notAfter time.Time, scts []PolicySCT, chk Check) (v Ve
 	byOp := map[string]int{}
 	n, capped := 0, 0
 	for _, a := range distinct {
-		if a.s.Source != SourceEmbedded {
+		if a.s.notEmbedded() {
 			continue
 		}
 		hasCurrent = hasCurrent || a.cur
@@ -544,7 +550,7 @@ func evalApple(notBefore, notAfter time.Time, scts []PolicySCT, chk Check) (v Ve
 	}
 	for _, a := range as {
 		if _, ok := t.counted[a.i]; !ok {
-			if a.s.Source != SourceEmbedded {
+			if a.s.notEmbedded() {
 				t.skip(a.i, a.s, "a TLS/OCSP SCT does not count towards the embedded requirement")
 			} else {
 				t.skip(a.i, a.s, "another SCT of its log counted")

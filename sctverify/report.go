@@ -14,6 +14,10 @@ const (
 	SourceEmbedded = "embedded"
 	SourceTLS      = "tls"
 	SourceOCSP     = "ocsp"
+	// SourcePrecert are SCTs given for a precertificate (Input.PrecertSCTs):
+	// they sign its entry, and the policies count them as embedded, as
+	// they will be in the final certificate.
+	SourcePrecert = "precert"
 )
 
 // SCT statuses.
@@ -44,6 +48,9 @@ type Report struct {
 	IssuerFrom string    `json:"issuer_from,omitempty"`
 	NotBefore  time.Time `json:"not_before"`
 	NotAfter   time.Time `json:"not_after"`
+	// Precertificate is true when the certificate verified carries the
+	// CT poison: its SCTs are Input.PrecertSCTs.
+	Precertificate bool `json:"precertificate,omitempty"`
 	// Problems are failures that belong to no single SCT (a malformed SCT
 	// list, an OCSP response that does not verify).
 	Problems []string    `json:"problems,omitempty"`

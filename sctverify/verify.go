@@ -46,6 +46,11 @@ type Input struct {
 	// OCSPResponse is a DER OCSP response for the certificate (stapled,
 	// or from a file), or nil.
 	OCSPResponse []byte
+	// PrecertSCTs are serialized SCTs for a precertificate (Chain[0]
+	// with the CT poison), as add-pre-chain returned them or as the
+	// final certificate embeds them: each must sign the precertificate's
+	// entry. Ignored for a certificate without the poison.
+	PrecertSCTs [][]byte
 }
 
 // ErrNoCertificate: Verify was given no certificate.
@@ -77,6 +82,27 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Report, error) {
 	}
 	c := &checker{v: v, now: now, report: r}
 
+	if IsPrecertificate(leaf) {
+		// A precertificate: its SCTs are given, over its own entry (the
+		// TBS without the poison), and count as the final certificate's
+		// embedded ones will.
+		r.Precertificate = true
+		c.each(SourcePrecert, in.PrecertSCTs, func() ([]byte, error) {
+			if issuerErr != nil {
+				return nil, issuerErr
+			}
+			tbs, err := RemoveExtension(leaf.RawTBSCertificate, OIDPoisonDER)
+			if err != nil {
+				return nil, err
+			}
+			return precertEntry(sha256.Sum256(issuer.RawSubjectPublicKeyInfo), tbs), nil
+		})
+		if len(in.PrecertSCTs) == 0 {
+			r.Problems = append(r.Problems, "a precertificate, and no SCTs given for it (--scts FILE, or --host for the final certificate's)")
+		}
+		c.finish(ctx, r, leaf, now)
+		return r, nil
+	}
 	list, err := EmbeddedSCTList(leaf)
 	switch {
 	case err != nil:
@@ -99,6 +125,13 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Report, error) {
 	if in.OCSPResponse != nil {
 		c.ocsp(in.OCSPResponse, leaf, issuer, issuerErr, certEntry)
 	}
+	c.finish(ctx, r, leaf, now)
+	return r, nil
+}
+
+// finish proves inclusion and evaluates the policies.
+func (c *checker) finish(ctx context.Context, r *Report, leaf *x509.Certificate, now time.Time) {
+	v := c.v
 	if v.Inclusion {
 		v.checkInclusion(ctx, c.jobs, now)
 	}
@@ -110,7 +143,16 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Report, error) {
 			Check{Now: now, ListTime: v.Logs.Timestamp, ChromeVersion: v.ChromeVersion}))
 	}
 	r.finish()
-	return r, nil
+}
+
+// IsPrecertificate reports whether cert carries the CT poison extension.
+func IsPrecertificate(cert *x509.Certificate) bool {
+	for _, e := range cert.Extensions {
+		if e.Id.Equal(OIDPoison) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *Verifier) policies() []string {

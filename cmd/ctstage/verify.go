@@ -27,6 +27,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	host := fs.String("host", "", "HOST:PORT: verify what a TLS server presents (embedded, TLS extension and stapled OCSP SCTs)")
 	ocspFile := fs.String("ocsp", "", "a DER OCSP response for the certificate, whose SCTs are checked too")
+	sctsFile := fs.String("scts", "", "for a precertificate: its SCTs, as add-pre-chain answers (JSON, one or a list) or a TLS-encoded SCT list")
 	inclusion := fs.Bool("inclusion", true, "prove each SCT's inclusion: get-proof-by-hash on RFC 6962 logs, the tiles at its leaf_index on tiled logs")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	nowFlag := fs.String("now", "", "time of check, RFC 3339 or YYYY-MM-DD (default: now): SCT timestamps, log states and the policies' dates are taken at it")
@@ -40,8 +41,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return code
 	}
-	if (*host == "") == (len(files) == 0) {
-		fmt.Fprintln(stderr, "verify: give certificate files or --host, not both or neither")
+	if *host == "" && len(files) == 0 {
+		fmt.Fprintln(stderr, "verify: give certificate files or --host (both: a precertificate file, and the server whose certificate embeds its SCTs)")
 		return exitUsage
 	}
 	var policies []string
@@ -70,7 +71,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	hc := &http.Client{Timeout: *timeout}
 	// The input first: a file that is no certificate is said so, whatever
 	// the log list.
-	in, err := verifyInput(ctx, *host, files, *ocspFile)
+	in, err := verifyInput(ctx, *host, files, *ocspFile, *sctsFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
 		return exitFail
@@ -134,16 +135,48 @@ func parseFlagsOnly(fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
-func verifyInput(ctx context.Context, host string, files []string, ocspFile string) (sctverify.Input, error) {
+func verifyInput(ctx context.Context, host string, files []string, ocspFile, sctsFile string) (sctverify.Input, error) {
 	var in sctverify.Input
 	var err error
-	if host != "" {
-		in, err = sctverify.FetchHost(ctx, host)
-	} else {
-		in.Chain, err = readChain(files)
+	if len(files) > 0 {
+		if in.Chain, err = readChain(files); err != nil {
+			return in, err
+		}
 	}
-	if err != nil {
-		return in, err
+	if host != "" {
+		served, err := sctverify.FetchHost(ctx, host)
+		if err != nil {
+			return in, err
+		}
+		if len(files) == 0 {
+			in = served
+		} else {
+			// A precertificate file and the server of its final
+			// certificate: the final certificate's embedded SCTs must
+			// sign the precertificate's entry.
+			if !sctverify.IsPrecertificate(in.Chain[0]) {
+				return in, errors.New("--host with a file: the file must be a precertificate, whose SCTs the served certificate embeds")
+			}
+			list, err := sctverify.EmbeddedSCTList(served.Chain[0])
+			if err != nil || list == nil {
+				return in, fmt.Errorf("--host %s: the served certificate embeds no SCT list (%v)", host, err)
+			}
+			if in.PrecertSCTs, err = sctverify.ParseSCTList(list); err != nil {
+				return in, fmt.Errorf("--host %s: the served certificate's SCT list: %w", host, err)
+			}
+			in.Chain = append(in.Chain, served.Chain[1:]...) // issuer candidates
+		}
+	}
+	if sctsFile != "" {
+		b, err := os.ReadFile(sctsFile)
+		if err != nil {
+			return in, fmt.Errorf("couldn't read --scts: %w", err)
+		}
+		scts, err := sctverify.ParseSCTFile(b)
+		if err != nil {
+			return in, fmt.Errorf("--scts %s: %w", sctsFile, err)
+		}
+		in.PrecertSCTs = append(in.PrecertSCTs, scts...)
 	}
 	if ocspFile != "" {
 		if in.OCSPResponse, err = os.ReadFile(ocspFile); err != nil {
