@@ -126,6 +126,32 @@ func TestCAUnderLogFaults(t *testing.T) {
 			t.Errorf("the ACME flow took %v", d)
 		}
 	})
+	// Issuance safety (Chrome's log-state guidance): a qualified log is
+	// used only when the usable ones cannot meet the policy.
+	t.Run("QualifiedLast", func(t *testing.T) {
+		fs.set(t, flume, "state", `{"state":"qualified"}`)
+		defer fs.set(t, flume, "state", `{"state":"usable"}`)
+		for i := range 6 {
+			urls, _, err := issue(t, fmt.Sprintf("q%d.example.com", i))
+			if err != nil {
+				t.Fatalf("issuance with %s qualified: %v", flume, err)
+			}
+			if from(urls, flume) {
+				t.Errorf("SCTs %v: the CA used qualified %s while usable logs met the policy", urls, flume)
+			}
+		}
+		// Both RFC 6962 logs qualified: Apple's RFC 6962 rule can only be
+		// met by one of them, which the CA then takes.
+		fs.set(t, tube, "state", `{"state":"qualified"}`)
+		defer fs.set(t, tube, "state", `{"state":"usable"}`)
+		urls, _, err := issue(t, "q-both.example.com")
+		if err != nil {
+			t.Fatalf("issuance with both RFC 6962 logs qualified: %v", err)
+		}
+		if !from(urls, flume) && !from(urls, tube) {
+			t.Errorf("SCTs %v: no RFC 6962 SCT", urls)
+		}
+	})
 	t.Run("ReadOnly", func(t *testing.T) {
 		fs.set(t, flume, "state", `{"state":"readonly"}`)
 		defer fs.set(t, flume, "state", `{"state":"usable"}`)

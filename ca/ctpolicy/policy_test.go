@@ -119,3 +119,58 @@ func TestCheckLeafIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestCandidatesUsableFirst: qualified logs come after every usable one,
+// whatever the shuffle, so the race depends on them only when the usable
+// logs cannot meet the policy; operators still interleave among the
+// usable ones.
+func TestCandidatesUsableFirst(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(op, name, state string, rfc bool) *Log {
+		l, err := newLog(op, name, "http://127.0.0.1:1/"+name+"/", der, nil, nil, nil, rfc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.LogID[0] = name[0] // distinct IDs; the key is shared
+		l.State = state
+		return l
+	}
+	logs := []*Log{mk("A", "aq", "qualified", true), mk("A", "au", "usable", true), mk("B", "bq", "qualified", false),
+		mk("B", "bu", "usable", true), mk("A", "at", "usable", false), mk("B", "bx", "qualified", true)}
+	s, err := NewSubmitter(Options{Logs: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		c := s.candidates(time.Now().AddDate(0, 0, 90))
+		if len(c) != len(logs) {
+			t.Fatalf("%d candidates of %d", len(c), len(logs))
+		}
+		seenQualified := false
+		for _, l := range c {
+			if l.State == "qualified" {
+				seenQualified = true
+			} else if seenQualified {
+				t.Fatalf("a usable log after a qualified one: %v", names(c))
+			}
+		}
+		if c[0].Operator == c[1].Operator {
+			t.Fatalf("the first two usable candidates are of one operator: %v", names(c))
+		}
+	}
+}
+
+func names(ls []*Log) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Description+"/"+l.State)
+	}
+	return out
+}

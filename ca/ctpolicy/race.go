@@ -140,6 +140,7 @@ func (s *Submitter) GetSCTs(ctx context.Context, chain [][]byte, notBefore, notA
 // and so on. So the first two candidates are of two operators and, where
 // both kinds exist, one of each kind: the certificate carries SCTs from
 // both, including the RFC 6962 SCT that Check (RuleRFC6962) asks for.
+// Qualified logs come after every usable one.
 func (s *Submitter) candidates(notAfter time.Time) []*Log {
 	byOp := map[string][]*Log{}
 	var ops []string
@@ -154,17 +155,32 @@ func (s *Submitter) candidates(notAfter time.Time) []*Log {
 		byOp[l.Operator] = append(byOp[l.Operator], l)
 	}
 	rand.Shuffle(len(ops), func(i, j int) { ops[i], ops[j] = ops[j], ops[i] })
+	// Issuance safety: Chrome's log-state guidance is that a CA should not
+	// depend on qualified logs, which may still be rejected. The usable
+	// logs, interleaved, come first and the qualified ones after, so the
+	// race reaches a qualified log only when the usable ones cannot (or
+	// did not) meet the policy on their own.
+	usable, qualified := map[string][]*Log{}, map[string][]*Log{}
 	for j, op := range ops {
 		ls := byOp[op]
 		rand.Shuffle(len(ls), func(i, j int) { ls[i], ls[j] = ls[j], ls[i] })
 		rfcFirst := j%2 == 0
 		stablePartition(ls, func(l *Log) bool { return l.RFC6962 == rfcFirst })
+		for _, l := range ls {
+			if l.State == "qualified" {
+				qualified[op] = append(qualified[op], l)
+			} else {
+				usable[op] = append(usable[op], l)
+			}
+		}
 	}
 	var out []*Log
-	for i := 0; hasIndex(byOp, ops, i); i++ {
-		for _, op := range ops {
-			if i < len(byOp[op]) {
-				out = append(out, byOp[op][i])
+	for _, group := range []map[string][]*Log{usable, qualified} {
+		for i := 0; hasIndex(group, ops, i); i++ {
+			for _, op := range ops {
+				if i < len(group[op]) {
+					out = append(out, group[op][i])
+				}
 			}
 		}
 	}
