@@ -6,6 +6,7 @@ toolchain go1.26.11
 
 require (
 	filippo.io/sunlight v0.8.1
+	filippo.io/torchwood v0.8.0
 	github.com/go-acme/lego/v5 v5.4.1
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/go-sql-driver/mysql v1.10.1
@@ -31,7 +32,6 @@ require (
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
-	filippo.io/torchwood v0.8.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

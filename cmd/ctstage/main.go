@@ -7,6 +7,7 @@
 //	ctstage bench [flags]        load-test a log's add-pre-chain
 //	ctstage bench-scale [flags]  measure a log at two tree sizes
 //	ctstage log list|state|fault|clear  drive a serve's log states and faults
+//	ctstage monitor [flags]      follow logs, check their tree heads and entries, watch names
 //
 // Each subcommand has its own flag set: the libraries ctstage builds on
 // register global flags of their own, which ctstage never parses.
@@ -42,6 +43,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"bench":       benchCmd,
 	"bench-scale": benchScaleCmd,
 	"log":         logCmd,
+	"monitor":     monitorCmd,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -73,6 +75,7 @@ commands:
   bench        submit unique precertificate chains to a log and report throughput and merge delay
   bench-scale  grow a log to N entries and measure adds, proofs, get-entries and disk use at two sizes
   log          list a running serve's logs, set their states and faults (docs/faults.md)
+  monitor      follow logs (RFC 6962 and tiled), prove their tree heads consistent, read every entry, watch names
 
 Run "ctstage <command> -h" for a command's flags.
 `)

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ctstage/ctstage/monitor"
+	"github.com/ctstage/ctstage/sctverify"
+)
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// monitorCmd is `ctstage monitor`: see docs/monitor.md.
+func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	logList := fs.String("log-list", "http://127.0.0.1:6962/log.v3.json", "v3 log list of the logs to follow, a file or an http(s) URL")
+	stateDir := fs.String("state", "./ctstage-data/monitor", "directory of the monitor's state (tree heads and progress per log)")
+	var watch listFlag
+	fs.Var(&watch, "watch", "report certificates for names under this DNS suffix (repeatable)")
+	once := fs.Bool("once", false, "poll every log once, read its entries, and exit: 0 when nothing was wrong, 1 when an alert fired")
+	asJSON := fs.Bool("json", false, "one JSON object per line, for each alert and each watched certificate")
+	interval := fs.Duration("interval", 10*time.Second, "how often each log is polled")
+	maxAge := fs.Duration("max-age", 24*time.Hour, "a log's newest tree head older than this is stale")
+	unreachable := fs.Duration("unreachable", 5*time.Minute, "a log failing to answer this long is unreachable")
+	parallel := fs.Int("parallel", 4, "get-entries requests at once per RFC 6962 log")
+	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "bound on each tree head and consistency proof request")
+	level := fs.String("log-level", "info", "debug, info, warn or error (progress lines go to stderr)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "monitor: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if *interval <= 0 || *parallel <= 0 {
+		fmt.Fprintln(stderr, "monitor: --interval and --parallel must be above 0")
+		return exitUsage
+	}
+	logger, err := newLogger(stderr, *level)
+	if err != nil {
+		fmt.Fprintln(stderr, "monitor:", err)
+		return exitUsage
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ll, err := sctverify.LoadLogList(lctx, *logList, hc)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(stderr, "monitor:", err)
+		return exitUsage
+	}
+	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: *stateDir, Watch: watch, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
+		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, Logger: logger.With("component", "monitor")})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	if *once {
+		if m.Once(ctx) > 0 {
+			return exitFail
+		}
+		return exitOK
+	}
+	logger.Info("monitor following", "logs", len(ll.Logs), "log_list", *logList, "state", *stateDir, "interval", *interval)
+	m.Run(ctx, *interval)
+	return exitOK
+}

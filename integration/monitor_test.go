@@ -1,0 +1,273 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ctstage/ctstage/monitor"
+	"github.com/ctstage/ctstage/sctverify"
+)
+
+// events collects a monitor's events.
+type events struct {
+	mu  sync.Mutex
+	all []monitor.Event
+}
+
+func (e *events) Emit(ev monitor.Event) { e.mu.Lock(); e.all = append(e.all, ev); e.mu.Unlock() }
+
+func (e *events) alerts() []monitor.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []monitor.Event
+	for _, ev := range e.all {
+		if ev.Alert != "" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (e *events) certs() []monitor.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []monitor.Event
+	for _, ev := range e.all {
+		if ev.Event == "certificate" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func newMonitor(t *testing.T, fs *faultStage, dir string, sink monitor.Sink, opts monitor.Options) *monitor.Monitor {
+	t.Helper()
+	ll, err := sctverify.LoadLogList(context.Background(), fs.LogURL+"/log.v3.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logs, opts.StateDir, opts.Sink = ll, dir, sink
+	m, err := monitor.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestMonitorOwnLogs follows a stage's four logs (two RFC 6962, two
+// tiled) with the monitor while the CA issues: no alerts, and every
+// precertificate issued for a watched name is found in every log that
+// gave it an SCT, with its SHA-256 (and, on tiled logs, the SCT's
+// leaf_index). A second monitor on the same state reads nothing again;
+// the binary's --once --json says the same.
+func TestMonitorOwnLogs(t *testing.T) {
+	ca, root := newCA(t)
+	fs := startFaultStage(t, t.TempDir(), ca, root)
+	type want struct {
+		log    string
+		sha    string
+		index  int64 // -1: not known (RFC 6962)
+		precrt bool
+	}
+	var wants []want
+	issue := func(name string) {
+		iss, err := fs.CA.Issue(context.Background(), caRequest(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(iss.Precertificate)
+		for _, s := range iss.SCTs {
+			idx := int64(-1)
+			if i, err := sctverify.LeafIndex(s.SCT.Extensions); err == nil {
+				idx = int64(i)
+			}
+			wants = append(wants, want{log: s.Log.Description, sha: hex.EncodeToString(sum[:]), index: idx, precrt: true})
+		}
+	}
+	for i := range 3 {
+		issue(fmt.Sprintf("m%d.watched.example.com", i))
+	}
+	issue("other.example.net")
+	wants = wants[:len(wants)-2] // the last one is not watched
+	time.Sleep(1500 * time.Millisecond)
+
+	dir := t.TempDir()
+	ev := &events{}
+	m := newMonitor(t, fs, dir, ev, monitor.Options{Watch: []string{"watched.example.com"}})
+	if n := m.Once(context.Background()); n != 0 {
+		t.Fatalf("%d alerts on honest logs: %+v", n, ev.alerts())
+	}
+	found := map[string]monitor.Event{}
+	for _, c := range ev.certs() {
+		found[c.Log+"/"+c.SHA256] = c
+	}
+	for _, w := range wants {
+		c, ok := found[w.log+"/"+w.sha]
+		switch {
+		case !ok:
+			t.Errorf("precertificate %s not found in %s", w.sha[:12], w.log)
+		case w.index >= 0 && int64(*c.Index) != w.index:
+			t.Errorf("%s: found at index %d, the SCT says %d", w.log, *c.Index, w.index)
+		case !c.Precert:
+			t.Errorf("%s: index %d not reported as a precertificate", w.log, *c.Index)
+		}
+	}
+	// A log may hold a precertificate the CA did not wait for (the race
+	// cancels the rest once the policy is met): more finds are fine, of
+	// watched precertificates only.
+	watched := map[string]bool{}
+	for _, w := range wants {
+		watched[w.sha] = true
+	}
+	onlyWatched := func(t *testing.T, cs []monitor.Event) {
+		t.Helper()
+		for _, c := range cs {
+			if !watched[c.SHA256] {
+				t.Errorf("reported %s in %s, which is no watched precertificate", c.SHA256[:12], c.Log)
+			}
+		}
+	}
+	onlyWatched(t, ev.certs())
+
+	// The log grows; a new monitor on the same state reads only the rest.
+	issue("m9.watched.example.com")
+	time.Sleep(1500 * time.Millisecond)
+	ev2 := &events{}
+	m2 := newMonitor(t, fs, dir, ev2, monitor.Options{Watch: []string{"watched.example.com"}, Logger: testLogger()})
+	// Poll until both logs' heads cover the new entry (an RFC 6962 log
+	// integrates within about a second).
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if n := m2.Once(context.Background()); n != 0 {
+			t.Fatalf("%d alerts after growth: %+v", n, ev2.alerts())
+		}
+		if len(ev2.certs()) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range wants[len(wants)-2:] {
+		watched[w.sha] = true
+	}
+	m9 := wants[len(wants)-1].sha
+	for _, c := range ev2.certs() {
+		if c.SHA256 != m9 {
+			t.Errorf("resumed: reported %s in %s again", c.SHA256[:12], c.Log)
+		}
+	}
+	if got := len(ev2.certs()); got < 2 {
+		t.Errorf("resumed: %d watched certificates reported, want the new one in at least 2 logs: %+v", got, ev2.certs())
+	}
+
+	// The binary, on a fresh state.
+	cmd := exec.Command(ctstageBinary(t), "monitor", "--once", "--json", "--log-list", fs.LogURL+"/log.v3.json",
+		"--state", t.TempDir(), "--watch", "watched.example.com")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if code := exitCode(t, err); code != 0 {
+		t.Fatalf("ctstage monitor --once: exit %d\n%s\n%s", code, out, stderr.String())
+	}
+
+	var bin []monitor.Event
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var e monitor.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("a line that is not JSON: %q", sc.Text())
+		}
+		if e.Alert != "" {
+			t.Errorf("alert from the binary: %+v", e)
+		}
+		if e.Event == "certificate" {
+			bin = append(bin, e)
+		}
+	}
+	onlyWatched(t, bin)
+	if len(bin) < len(wants) { // the first three and m9, in two logs each at least
+		t.Errorf("the binary reported %d watched certificates, want %d or more", len(bin), len(wants))
+	}
+}
+
+// TestMonitorCatchesFaults sets each fault the monitor must catch on a
+// stage's logs and polls: the alert comes, and once the fault is cleared
+// no further alert does.
+func TestMonitorCatchesFaults(t *testing.T) {
+	ca, root := newCA(t)
+	fs := startFaultStage(t, t.TempDir(), ca, root)
+	grow := func() {
+		t.Helper()
+		for _, shard := range []string{"classic-a", "tiled-a"} {
+			submit(t, fs.client(t, shard), fs.chain(t, fmt.Sprintf("grow-%d.example.com", time.Now().UnixNano())), false)
+		}
+		time.Sleep(1500 * time.Millisecond)
+	}
+	grow()
+	ev := &events{}
+	m := newMonitor(t, fs, t.TempDir(), ev, monitor.Options{Unreachable: time.Second, RequestTimeout: 3 * time.Second})
+	ctx := context.Background()
+	if n := m.Once(ctx); n != 0 {
+		t.Fatalf("%d alerts before any fault: %+v", n, ev.alerts())
+	}
+	desc := func(shard string) string { return fs.ll[shard].log.Description }
+	for _, tc := range []struct {
+		shard, fault string
+		grow         bool
+		want         []string // any of these
+	}{
+		{"classic-a", `{"kind":"bad_sth_signature"}`, false, []string{monitor.AlertSTHSignature}},
+		{"tiled-a", `{"kind":"bad_sth_signature"}`, false, []string{monitor.AlertSTHSignature}},
+		{"classic-a", `{"kind":"sth_rollback"}`, false, []string{monitor.AlertTimestampRegression, monitor.AlertInconsistent}},
+		{"tiled-a", `{"kind":"sth_rollback"}`, false, []string{monitor.AlertTimestampRegression, monitor.AlertInconsistent}},
+		{"classic-a", `{"kind":"bad_entry","endpoints":["get-entries"]}`, true, []string{monitor.AlertRootMismatch, monitor.AlertBadEntry}},
+		{"tiled-a", `{"kind":"bad_entry"}`, true, []string{monitor.AlertRootMismatch, monitor.AlertBadEntry}},
+		{"classic-a", `{"kind":"bad_proof","endpoints":["get-sth-consistency"]}`, true, []string{monitor.AlertInconsistent}},
+		{"tiled-a", `{"kind":"bad_proof"}`, true, []string{monitor.AlertInconsistent}},
+		{"classic-b", `{"kind":"unavailable"}`, false, []string{monitor.AlertUnreachable}},
+		{"tiled-b", `{"kind":"drop"}`, false, []string{monitor.AlertUnreachable}},
+	} {
+		t.Run(tc.shard+"/"+strings.SplitN(strings.Split(tc.fault, `"`)[3], `"`, 2)[0], func(t *testing.T) {
+			before := len(ev.alerts())
+			fs.set(t, tc.shard, "faults", tc.fault)
+			if tc.grow {
+				grow()
+			}
+			m.Once(ctx)
+			if tc.want[0] == monitor.AlertUnreachable {
+				time.Sleep(1100 * time.Millisecond)
+				m.Once(ctx)
+			}
+			var got []string
+			for _, a := range ev.alerts()[before:] {
+				if a.Log == desc(tc.shard) {
+					got = append(got, a.Alert)
+				}
+			}
+			hit := false
+			for _, g := range got {
+				for _, w := range tc.want {
+					hit = hit || g == w
+				}
+			}
+			if !hit {
+				t.Errorf("alerts %v, want one of %v", got, tc.want)
+			}
+			t.Logf("alerts: %v", got)
+			fs.clear(t, tc.shard)
+			grow()
+			after := len(ev.alerts())
+			m.Once(ctx)
+			if extra := ev.alerts()[after:]; len(extra) > 0 {
+				t.Errorf("alerts after the fault was cleared: %+v", extra)
+			}
+		})
+	}
+}

@@ -1,0 +1,373 @@
+package monitor
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/ctstage/ctstage/sctverify"
+)
+
+const userAgent = "ctstage monitor (+https://github.com/ctstage/ctstage)"
+
+// Options configure a Monitor.
+type Options struct {
+	// Logs are the logs followed (sctverify.LoadLogList of a v3 list).
+	Logs *sctverify.LogList
+	// StateDir keeps each log's verified tree head, its tree heads and
+	// the compact range of the entries read, so that a restart resumes.
+	StateDir string
+	// Watch are DNS name suffixes: certificates for names under any of
+	// them are reported.
+	Watch []string
+	// Sink receives the alerts and the watched certificates.
+	Sink Sink
+	// HTTPClient reads the logs; nil is a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// MaxAge is how old a log's newest tree head may be before it is
+	// stale. Default 24 h.
+	MaxAge time.Duration
+	// Unreachable is how long a log may fail to answer before it is
+	// unreachable. Default 5 minutes.
+	Unreachable time.Duration
+	// RequestTimeout bounds each tree head and consistency proof read.
+	// Default 30 s.
+	RequestTimeout time.Duration
+	// Parallel is how many get-entries run at once per RFC 6962 log.
+	// Default 4.
+	Parallel int
+	// SaveEvery is how many entries are read between two saves of the
+	// state. Default 10,000.
+	SaveEvery uint64
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// Logger receives progress lines.
+	Logger *slog.Logger
+}
+
+// Monitor follows the logs of Options.Logs.
+type Monitor struct {
+	opts      Options
+	followers []*follower
+	mu        sync.Mutex
+	alerts    int
+}
+
+// New sets up a follower per log, with its state from StateDir.
+func New(opts Options) (*Monitor, error) {
+	if opts.Logs == nil || len(opts.Logs.Logs) == 0 {
+		return nil, errors.New("monitor: no logs to follow")
+	}
+	if opts.StateDir == "" {
+		return nil, errors.New("monitor: no state directory")
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 24 * time.Hour
+	}
+	if opts.Unreachable <= 0 {
+		opts.Unreachable = 5 * time.Minute
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.SaveEvery == 0 {
+		opts.SaveEvery = 10_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	for i, w := range opts.Watch {
+		opts.Watch[i] = strings.ToLower(strings.Trim(strings.TrimSpace(w), "."))
+	}
+	m := &Monitor{opts: opts}
+	for _, l := range opts.Logs.Logs {
+		var src source
+		var err error
+		if l.Tiled {
+			src, err = newTiledSource(l.URL, l.Key, opts.HTTPClient)
+		} else {
+			src, err = newRFCSource(l.URL, l.Key, opts.HTTPClient, opts.Parallel)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("monitor: log %s: %w", l.Description, err)
+		}
+		st, err := loadState(opts.StateDir, l.ID)
+		if err != nil {
+			return nil, fmt.Errorf("monitor: log %s: %w", l.Description, err)
+		}
+		m.followers = append(m.followers, &follower{m: m, log: l, src: src, st: st, seen: map[string]bool{}})
+	}
+	return m, nil
+}
+
+// Alerts is how many alerts were emitted so far.
+func (m *Monitor) Alerts() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.alerts
+}
+
+// Once polls every log once, reading its entries up to its newest tree
+// head, and returns the number of alerts emitted.
+func (m *Monitor) Once(ctx context.Context) int {
+	var wg sync.WaitGroup
+	for _, f := range m.followers {
+		wg.Add(1)
+		go func() { defer wg.Done(); f.poll(ctx) }()
+	}
+	wg.Wait()
+	return m.Alerts()
+}
+
+// Run polls every log each interval until ctx ends.
+func (m *Monitor) Run(ctx context.Context, interval time.Duration) {
+	var wg sync.WaitGroup
+	for _, f := range m.followers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				f.poll(ctx)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// follower checks one log.
+type follower struct {
+	m   *Monitor
+	log *sctverify.Log
+	src source
+	st  *state
+	// seen dedupes alerts: one line per kind and detail.
+	seen         map[string]bool
+	failingSince time.Time
+}
+
+func (f *follower) alert(kind, format string, args ...any) {
+	detail := fmt.Sprintf(format, args...)
+	if f.seen[kind+"\x00"+detail] {
+		return
+	}
+	f.seen[kind+"\x00"+detail] = true
+	f.m.mu.Lock()
+	f.m.alerts++
+	f.m.mu.Unlock()
+	f.m.opts.Sink.Emit(Event{Time: f.m.opts.Now(), Log: f.log.Description, URL: f.log.URL, Alert: kind, Detail: detail})
+}
+
+// poll reads the newest tree head, checks it against the last verified
+// one, and reads the entries up to it.
+func (f *follower) poll(ctx context.Context) {
+	now := f.m.opts.Now()
+	hctx, cancel := context.WithTimeout(ctx, f.m.opts.RequestTimeout)
+	h, err := f.src.head(hctx)
+	cancel()
+	switch {
+	case errors.Is(err, errSignature):
+		f.alert(AlertSTHSignature, "%v", err)
+		return
+	case err != nil:
+		if ctx.Err() != nil {
+			return
+		}
+		if f.failingSince.IsZero() {
+			f.failingSince = now
+		}
+		if d := now.Sub(f.failingSince); d >= f.m.opts.Unreachable {
+			f.alert(AlertUnreachable, "no tree head for %s (since %s): %v", d.Round(time.Second), f.failingSince.UTC().Format(time.RFC3339), err)
+		}
+		return
+	}
+	f.failingSince = time.Time{}
+	if !f.checkHead(ctx, h, now) {
+		return
+	}
+	f.read(ctx, h)
+}
+
+// checkHead checks h against the last verified head; true when h is
+// now the verified head.
+func (f *follower) checkHead(ctx context.Context, h Head, now time.Time) bool {
+	if age := now.Sub(h.Time); age > f.m.opts.MaxAge {
+		f.alert(AlertStale, "the newest tree head (size %d) is %s old, over %s", h.Size, age.Round(time.Second), f.m.opts.MaxAge)
+	}
+	v := f.st.Verified
+	if v == nil {
+		f.accept(h)
+		return true
+	}
+	switch {
+	case h.Time.Before(v.Time):
+		f.alert(AlertTimestampRegression, "tree head of size %d at %s is older than one seen before (size %d at %s)",
+			h.Size, stamp(h.Time), v.Size, stamp(v.Time))
+		return false
+	case h.Size < v.Size:
+		f.alert(AlertInconsistent, "tree head of size %d is smaller than one seen before (%d)", h.Size, v.Size)
+		return false
+	case h.Size == v.Size && h.Root != v.Root:
+		f.alert(AlertInconsistent, "two tree heads of size %d with different roots (%s, %s)", h.Size, v.Root, h.Root)
+		return false
+	case h.Size == v.Size:
+		f.accept(h)
+		return true
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.m.opts.RequestTimeout)
+	defer cancel()
+	if err := f.src.consistency(cctx, *v, h); err != nil {
+		if errors.Is(err, errInconsistent) {
+			f.alert(AlertInconsistent, "%v", err)
+		} else if ctx.Err() == nil {
+			f.m.opts.Logger.Warn("couldn't get a consistency proof", "log", f.log.Description, "err", err)
+		}
+		return false
+	}
+	f.accept(h)
+	return true
+}
+
+// accept makes h the verified head and keeps it.
+func (f *follower) accept(h Head) {
+	f.st.Verified = &h
+	if err := f.st.appendHead(h); err != nil {
+		f.m.opts.Logger.Warn("couldn't keep a tree head", "log", f.log.Description, "err", err)
+	}
+	if err := f.st.save(); err != nil {
+		f.m.opts.Logger.Warn("couldn't save the monitor's state", "log", f.log.Description, "err", err)
+	}
+}
+
+var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+
+// read reads the entries from the state's range end up to h, appending
+// their leaf hashes to the compact range, and compares its root with h.
+func (f *follower) read(ctx context.Context, h Head) {
+	r, err := f.st.compactRange()
+	if err != nil {
+		f.m.opts.Logger.Warn("the saved compact range is unusable; reading from 0", "log", f.log.Description, "err", err)
+		r = rangeFactory.NewEmptyRange(0)
+	}
+	if r.End() > h.Size {
+		return // read past this head already (a newer one was verified)
+	}
+	start := r.End()
+	began := time.Now()
+	err = f.src.entries(ctx, start, h.Size, h, func(e Entry) error {
+		if e.Index != r.End() {
+			return fmt.Errorf("entry %d out of order (want %d)", e.Index, r.End())
+		}
+		if err := r.Append(e.LeafHash[:], nil); err != nil {
+			return err
+		}
+		if e.Err != nil {
+			f.alert(AlertBadEntry, "entry %d does not parse: %v", e.Index, e.Err)
+		} else {
+			f.watch(e)
+		}
+		if (r.End()-start)%f.m.opts.SaveEvery == 0 {
+			f.st.setRange(r)
+			f.st.save()
+			f.progress(start, r.End(), h.Size, began)
+		}
+		return nil
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, errBadEntry):
+			f.alert(AlertBadEntry, "%v", err)
+		case ctx.Err() == nil:
+			f.m.opts.Logger.Warn("couldn't read entries", "log", f.log.Description, "from", r.End(), "err", err)
+		}
+		f.st.setRange(r)
+		f.st.save()
+		return
+	}
+	root, err := r.GetRootHash(nil)
+	if h.Size == 0 {
+		root = rfc6962.DefaultHasher.EmptyRoot()
+	}
+	if err != nil || Hash(root) != h.Root {
+		// The entries do not make the tree the log signed: read them
+		// again from the last range that matched a tree head.
+		f.alert(AlertRootMismatch, "the %d entries read hash to %x, the tree head of size %d says %s", h.Size, root, h.Size, h.Root)
+		f.st.resetToGood()
+		f.st.save()
+		return
+	}
+	f.st.setGood(r)
+	if err := f.st.save(); err != nil {
+		f.m.opts.Logger.Warn("couldn't save the monitor's state", "log", f.log.Description, "err", err)
+	}
+	if h.Size > start {
+		f.progress(start, h.Size, h.Size, began)
+	}
+}
+
+func (f *follower) progress(start, at, end uint64, began time.Time) {
+	d := time.Since(began).Seconds()
+	rate := float64(at-start) / max(d, 1e-9)
+	eta := time.Duration(float64(end-at)/max(rate, 1e-9)) * time.Second
+	f.m.opts.Logger.Info("monitor progress", "log", f.log.Description, "entries", at, "of", end,
+		"rate_per_s", int(rate), "remaining", end-at, "eta", eta.Round(time.Second))
+}
+
+// watch reports e when a name of it is under a watched suffix.
+func (f *follower) watch(e Entry) {
+	for _, n := range e.Names {
+		n = strings.ToLower(strings.TrimPrefix(n, "*."))
+		for _, w := range f.m.opts.Watch {
+			if n == w || strings.HasSuffix(n, "."+w) {
+				idx := e.Index
+				sum := sha256Hex(e.Cert)
+				f.m.opts.Sink.Emit(Event{Time: f.m.opts.Now(), Log: f.log.Description, URL: f.log.URL, Event: "certificate",
+					Index: &idx, SHA256: sum, Precert: e.Precert, Names: e.Names})
+				return
+			}
+		}
+	}
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256Sum(b)
+	return hex.EncodeToString(h[:])
+}
+
+func msTime(ms uint64) time.Time { return time.UnixMilli(int64(ms)) }
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func ctPublicKey(der []byte) (crypto.PublicKey, error) {
+	pk, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+	return pk, nil
+}

@@ -1,0 +1,132 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/client"
+	"github.com/google/certificate-transparency-go/jsonclient"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// rfcSource reads an RFC 6962 log with ct-go's client. Signatures are
+// checked here, not by the client, so that a bad one is told apart from
+// a log that does not answer.
+type rfcSource struct {
+	c        *client.LogClient
+	verifier *ct.SignatureVerifier
+	// batch is the most entries one get-entries answered, which is the
+	// log's limit once it cut a range; parallel requests use it.
+	mu       sync.Mutex
+	batch    uint64
+	parallel int
+}
+
+func newRFCSource(url string, key []byte, hc *http.Client, parallel int) (*rfcSource, error) {
+	c, err := client.New(url, hc, jsonclient.Options{UserAgent: userAgent})
+	if err != nil {
+		return nil, err
+	}
+	pk, err := ctPublicKey(key)
+	if err != nil {
+		return nil, err
+	}
+	v, err := ct.NewSignatureVerifier(pk)
+	if err != nil {
+		return nil, err
+	}
+	return &rfcSource{c: c, verifier: v, batch: 1024, parallel: max(parallel, 1)}, nil
+}
+
+func (s *rfcSource) head(ctx context.Context) (Head, error) {
+	sth, err := s.c.GetSTH(ctx)
+	if err != nil {
+		return Head{}, err
+	}
+	if err := s.verifier.VerifySTHSignature(*sth); err != nil {
+		return Head{}, fmt.Errorf("%w: tree head of size %d: %v", errSignature, sth.TreeSize, err)
+	}
+	return Head{Size: sth.TreeSize, Root: Hash(sth.SHA256RootHash), Time: msTime(sth.Timestamp)}, nil
+}
+
+func (s *rfcSource) consistency(ctx context.Context, from, to Head) error {
+	p, err := s.c.GetSTHConsistency(ctx, from.Size, to.Size)
+	if err != nil {
+		return err
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, from.Size, to.Size, p, from.Root[:], to.Root[:]); err != nil {
+		return fmt.Errorf("%w: from size %d to %d: %v", errInconsistent, from.Size, to.Size, err)
+	}
+	return nil
+}
+
+// entries fetches [start, end) with up to parallel get-entries at once,
+// each of the log's batch size, and hands them to fn in order.
+func (s *rfcSource) entries(ctx context.Context, start, end uint64, _ Head, fn func(Entry) error) error {
+	for start < end {
+		s.mu.Lock()
+		batch := s.batch
+		s.mu.Unlock()
+		type chunk struct {
+			from, to uint64
+			got      []ct.LeafEntry
+			err      error
+		}
+		var chunks []*chunk
+		for i := 0; i < s.parallel && start < end; i++ {
+			to := min(start+batch, end)
+			chunks = append(chunks, &chunk{from: start, to: to})
+			start = to
+		}
+		var wg sync.WaitGroup
+		for _, c := range chunks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.got, c.err = s.fetch(ctx, c.from, c.to)
+			}()
+		}
+		wg.Wait()
+		for _, c := range chunks {
+			if c.err != nil {
+				return c.err
+			}
+			for i, le := range c.got {
+				e := Entry{Index: c.from + uint64(i)}
+				parseLeaf(&e, le.LeafInput, le.ExtraData)
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// fetch reads [from, to) whole, in as many get-entries as the log needs;
+// a log cutting a range teaches the batch size.
+func (s *rfcSource) fetch(ctx context.Context, from, to uint64) ([]ct.LeafEntry, error) {
+	var out []ct.LeafEntry
+	for from < to {
+		rsp, err := s.c.GetRawEntries(ctx, int64(from), int64(to-1))
+		if err != nil {
+			return nil, err
+		}
+		n := uint64(len(rsp.Entries))
+		if n == 0 || n > to-from {
+			return nil, fmt.Errorf("get-entries %d-%d answered %d entries", from, to-1, n)
+		}
+		if n < to-from {
+			s.mu.Lock()
+			s.batch = n
+			s.mu.Unlock()
+		}
+		out = append(out, rsp.Entries...)
+		from += n
+	}
+	return out, nil
+}

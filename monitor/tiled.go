@@ -1,0 +1,167 @@
+package monitor
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"filippo.io/sunlight"
+	"filippo.io/torchwood"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// tiledSource reads a static-ct-api log with Sunlight's client, which
+// proves every data tile against the tree it reads.
+type tiledSource struct {
+	c      *sunlight.Client
+	pub    crypto.PublicKey
+	hc     *http.Client
+	prefix string // the monitoring prefix, with its trailing "/"
+}
+
+func newTiledSource(monitoringURL string, key []byte, hc *http.Client) (*tiledSource, error) {
+	pub, err := x509.ParsePKIXPublicKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+	c, err := sunlight.NewClient(&sunlight.ClientConfig{MonitoringPrefix: monitoringURL, PublicKey: pub, HTTPClient: hc,
+		UserAgent: userAgent, Timeout: 2 * time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	return &tiledSource{c: c, pub: pub, hc: hc, prefix: strings.TrimSuffix(monitoringURL, "/") + "/"}, nil
+}
+
+func (s *tiledSource) head(ctx context.Context) (Head, error) {
+	// One GET, not the tile fetcher's retries: the monitor's own polls
+	// retry, and count how long the log has failed.
+	signed, err := getBody(ctx, s.hc, s.prefix+"checkpoint", 1<<20)
+	if err != nil {
+		return Head{}, err
+	}
+	origin, _, _ := strings.Cut(string(signed), "\n")
+	v, err := sunlight.NewRFC6962Verifier(origin, s.pub)
+	if err != nil {
+		return Head{}, fmt.Errorf("checkpoint origin %q: %v", origin, err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		return Head{}, fmt.Errorf("%w: checkpoint: %v", errSignature, err)
+	}
+	cp, err := torchwood.ParseCheckpoint(n.Text)
+	if err != nil || cp.Origin != origin {
+		return Head{}, fmt.Errorf("%w: checkpoint does not parse or names another origin: %v", errSignature, err)
+	}
+	ts, err := sunlight.RFC6962SignatureTimestamp(n.Sigs[0])
+	if err != nil {
+		return Head{}, fmt.Errorf("%w: checkpoint signature: %v", errSignature, err)
+	}
+	return Head{Size: uint64(cp.N), Root: Hash(cp.Hash), Time: time.UnixMilli(ts)}, nil
+}
+
+func (s *tiledSource) consistency(ctx context.Context, from, to Head) error {
+	hr := torchwood.TileHashReaderWithContext(ctx, tlog.Tree{N: int64(to.Size), Hash: tlog.Hash(to.Root)}, s.c.TileReader())
+	p, err := tlog.ProveTree(int64(to.Size), int64(from.Size), hr)
+	if err != nil {
+		if strings.Contains(err.Error(), "inconsistent") {
+			// The tiles do not hash to the checkpoint: the log lies.
+			return fmt.Errorf("%w: the tiles of the tree of size %d: %v", errInconsistent, to.Size, err)
+		}
+		return err
+	}
+	if err := tlog.CheckTree(p, int64(to.Size), tlog.Hash(to.Root), int64(from.Size), tlog.Hash(from.Root)); err != nil {
+		return fmt.Errorf("%w: from size %d to %d: %v", errInconsistent, from.Size, to.Size, err)
+	}
+	return nil
+}
+
+func (s *tiledSource) entries(ctx context.Context, start, end uint64, to Head, fn func(Entry) error) error {
+	tree := tlog.Tree{N: int64(to.Size), Hash: tlog.Hash(to.Root)}
+	// Entries stops before a partial data tile; resumed with the same
+	// tree, it reads it.
+	for round := 0; start < end; round++ {
+		before := start
+		for i, le := range s.c.Entries(ctx, tree, int64(start)) {
+			if uint64(i) >= end {
+				break
+			}
+			e := Entry{Index: uint64(i), LeafHash: Hash(rfc6962.DefaultHasher.HashLeaf(le.MerkleTreeLeaf()))}
+			e.Precert = le.IsPrecert
+			if le.IsPrecert {
+				e.Cert = le.PreCertificate
+				if tbs, err := ctx509.ParseTBSCertificate(le.Certificate); err == nil {
+					e.Names = names(tbs)
+				} else {
+					e.Err = err
+				}
+			} else {
+				e.Cert = le.Certificate
+				if c, err := ctx509.ParseCertificate(le.Certificate); c != nil {
+					e.Names = names(c)
+				} else {
+					e.Err = err
+				}
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			start = uint64(i) + 1
+		}
+		if err := s.c.Err(); err != nil {
+			if isTileMismatch(err) {
+				return fmt.Errorf("%w: data tile from entry %d: %v", errBadEntry, start, err)
+			}
+			return err
+		}
+		if start == before && round > 0 {
+			return fmt.Errorf("no progress reading entries from %d", start)
+		}
+	}
+	return nil
+}
+
+// isTileMismatch reports whether a client error is a tile that does not
+// hash to the tree (rather than one that could not be fetched).
+func isTileMismatch(err error) bool {
+	var ee interface{ Timeout() bool }
+	if errors.As(err, &ee) {
+		return false
+	}
+	m := err.Error()
+	return strings.Contains(m, "inconsistent") || strings.Contains(m, "hash") || strings.Contains(m, "malformed") || strings.Contains(m, "invalid")
+}
+
+// getBody GETs url and returns its body, at most limit bytes; a status
+// other than 200 is an error.
+func getBody(ctx context.Context, hc *http.Client, url string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	rsp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer rsp.Body.Close()
+	if rsp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, rsp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(rsp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("GET %s: over %d bytes", url, limit)
+	}
+	return b, nil
+}
