@@ -99,6 +99,7 @@ const (
 	DefaultMaxBodyBytes       = 2 << 20
 	DefaultRequestTimeout     = 10 * time.Second
 	DefaultMMD                = 24 * time.Hour
+	DefaultTiledMMD           = time.Minute
 	DefaultMaxGetEntries      = 1000
 )
 
@@ -185,6 +186,11 @@ func (c *Config) setDefaults() {
 	for i := range c.Operators {
 		for j := range c.Operators[i].Shards {
 			s := &c.Operators[i].Shards[j]
+			if s.Type == "tiled" {
+				// Static CT API logs announce a minute (Sunlight's, and
+				// Apple's program's bound for them).
+				setDefault(&s.MMD, DefaultTiledMMD)
+			}
 			setDefault(&s.MMD, DefaultMMD)
 			setDefault(&s.MaxGetEntries, DefaultMaxGetEntries)
 			setDefault(&s.State, "usable")

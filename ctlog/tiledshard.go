@@ -124,7 +124,7 @@ func (s *Server) tiledLogEntry(sh *tiledShard) *loglist3.TiledLog {
 		Key:              sh.pubDER,
 		SubmissionURL:    s.shardURL(sh.cfg.Name),
 		MonitoringURL:    s.shardURL(sh.cfg.Name),
-		MMD:              60,
+		MMD:              int32(sh.cfg.MMD / time.Second),
 		State:            s.listState(s.byName[sh.cfg.Name]),
 		TemporalInterval: sh.cfg.temporalInterval(),
 		Type:             "test",

@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -80,11 +82,13 @@ func TestMonitorOwnLogs(t *testing.T) {
 		precrt bool
 	}
 	var wants []want
+	var lastChain []byte
 	issue := func(name string) {
 		iss, err := fs.CA.Issue(context.Background(), caRequest(t, name))
 		if err != nil {
 			t.Fatal(err)
 		}
+		lastChain = iss.ChainPEM()
 		sum := sha256.Sum256(iss.Precertificate)
 		for _, s := range iss.SCTs {
 			idx := int64(-1)
@@ -168,8 +172,12 @@ func TestMonitorOwnLogs(t *testing.T) {
 	}
 
 	// The binary, on a fresh state.
+	certFile := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certFile, lastChain, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(ctstageBinary(t), "monitor", "--once", "--json", "--log-list", fs.LogURL+"/log.v3.json",
-		"--state", t.TempDir(), "--watch", "watched.example.com")
+		"--state", t.TempDir(), "--watch", "watched.example.com", "--certs", certFile)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -269,5 +277,62 @@ func TestMonitorCatchesFaults(t *testing.T) {
 				t.Errorf("alerts after the fault was cleared: %+v", extra)
 			}
 		})
+	}
+}
+
+// TestMonitorMMD: an SCT whose entry a log holds back (no_integrate on
+// an RFC 6962 shard, no_publish on a tiled one, both with a 2 s MMD) is
+// pending within the MMD and an mmd_violation after it; once the log
+// integrates it, a new poll finds it and raises nothing.
+func TestMonitorMMD(t *testing.T) {
+	ca, root := newCA(t)
+	cfg := filepath.Join(t.TempDir(), "ctstage.yaml")
+	conf := strings.Replace(verifyFaultsConfig, "{name: tiled-b, type: tiled}", "{name: tiled-b, type: tiled, mmd: 2s}", 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := startFaultStageWith(t, t.TempDir(), cfg, ca, root)
+	var scts []monitor.SCT
+	for _, tc := range []struct{ shard, fault string }{{"classic-b", `{"kind":"no_integrate"}`}, {"tiled-b", `{"kind":"no_publish"}`}} {
+		fs.set(t, tc.shard, "faults", tc.fault)
+		s := submit(t, fs.client(t, tc.shard), fs.chain(t, "held-"+tc.shard+".example.com"), false)
+		m := monitor.SCT{LogID: s.sct.LogID.KeyID, Time: time.UnixMilli(int64(s.sct.Timestamp)), LeafHash: monitor.Hash(leafHash(t, s.chain, false, s.sct)), Source: tc.shard}
+		if idx, err := sctverify.LeafIndex(s.sct.Extensions); err == nil {
+			m.LeafIndex = &idx
+		}
+		scts = append(scts, m)
+	}
+	ev := &events{}
+	dir := t.TempDir()
+	m := newMonitor(t, fs, dir, ev, monitor.Options{SCTs: scts})
+	if n := m.Once(context.Background()); n != 0 {
+		t.Fatalf("alerts within the MMD: %+v", ev.alerts())
+	}
+	time.Sleep(2500 * time.Millisecond)
+	m.Once(context.Background())
+	got := map[string]bool{}
+	for _, a := range ev.alerts() {
+		if a.Alert == monitor.AlertMMDViolation {
+			got[a.Log] = true
+		}
+	}
+	for _, shard := range []string{"classic-b", "tiled-b"} {
+		if !got[fs.ll[shard].log.Description] {
+			t.Errorf("%s: no mmd_violation for a held entry past the MMD: %+v", shard, ev.alerts())
+		}
+	}
+	fs.clear(t, "classic-b")
+	fs.clear(t, "tiled-b")
+	ev2 := &events{}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		// A fresh monitor on the same state: the entries are in now.
+		ev2 = &events{}
+		m2 := newMonitor(t, fs, dir, ev2, monitor.Options{SCTs: scts})
+		if m2.Once(context.Background()) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if a := ev2.alerts(); len(a) > 0 {
+		t.Errorf("alerts once the entries are integrated: %+v", a)
 	}
 }

@@ -31,6 +31,9 @@ type Options struct {
 	// Watch are DNS name suffixes: certificates for names under any of
 	// them are reported.
 	Watch []string
+	// SCTs are SCTs whose entries must be in their logs within the
+	// logs' MMD (mmd_violation); see SCTsOf.
+	SCTs []SCT
 	// Sink receives the alerts and the watched certificates.
 	Sink Sink
 	// HTTPClient reads the logs; nil is a client with a 30 s timeout.
@@ -115,7 +118,13 @@ func New(opts Options) (*Monitor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("monitor: log %s: %w", l.Description, err)
 		}
-		m.followers = append(m.followers, &follower{m: m, log: l, src: src, st: st, seen: map[string]bool{}})
+		f := &follower{m: m, log: l, src: src, st: st, seen: map[string]bool{}}
+		for _, s := range opts.SCTs {
+			if s.LogID == l.ID {
+				f.pending = append(f.pending, s)
+			}
+		}
+		m.followers = append(m.followers, f)
 	}
 	return m, nil
 }
@@ -170,6 +179,8 @@ type follower struct {
 	// seen dedupes alerts: one line per kind and detail.
 	seen         map[string]bool
 	failingSince time.Time
+	// pending are the SCTs of this log whose entries were not seen yet.
+	pending []SCT
 }
 
 func (f *follower) alert(kind, format string, args ...any) {
@@ -212,6 +223,35 @@ func (f *follower) poll(ctx context.Context) {
 		return
 	}
 	f.read(ctx, h)
+	f.checkSCTs(ctx, h, now)
+}
+
+// checkSCTs looks for the entry of each pending SCT in the verified tree
+// h: found, it is done; not found once the SCT is older than the log's
+// MMD, it is an mmd_violation.
+func (f *follower) checkSCTs(ctx context.Context, h Head, now time.Time) {
+	var still []SCT
+	for _, s := range f.pending {
+		cctx, cancel := context.WithTimeout(ctx, f.m.opts.RequestTimeout)
+		ok, err := f.src.included(cctx, s.LeafHash, s.LeafIndex, h)
+		cancel()
+		switch {
+		case errors.Is(err, errBadEntry) || errors.Is(err, errInconsistent):
+			f.alert(AlertMMDViolation, "%s: %v", s.Source, err)
+		case err != nil:
+			if ctx.Err() == nil {
+				f.m.opts.Logger.Warn("couldn't look for an SCT's entry", "log", f.log.Description, "sct", s.Source, "err", err)
+			}
+			still = append(still, s)
+		case ok:
+		case now.Sub(s.Time) > f.log.MMD:
+			f.alert(AlertMMDViolation, "%s: the entry of the SCT of %s is not in the newest tree (size %d, signed at %s), %s after the SCT (MMD %s)",
+				s.Source, stamp(s.Time), h.Size, stamp(h.Time), now.Sub(s.Time).Round(time.Second), f.log.MMD)
+		default:
+			still = append(still, s)
+		}
+	}
+	f.pending = still
 }
 
 // checkHead checks h against the last verified head; true when h is

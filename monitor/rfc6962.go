@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -129,4 +130,24 @@ func (s *rfcSource) fetch(ctx context.Context, from, to uint64) ([]ct.LeafEntry,
 		from += n
 	}
 	return out, nil
+}
+
+func (s *rfcSource) included(ctx context.Context, h Hash, _ *uint64, to Head) (bool, error) {
+	if to.Size == 0 {
+		return false, nil
+	}
+	rsp, err := s.c.GetProofByHash(ctx, h[:], to.Size)
+	if err != nil {
+		var re jsonclient.RspError
+		var rp *jsonclient.RspError
+		if errors.As(err, &re) && (re.StatusCode == http.StatusNotFound || re.StatusCode == http.StatusBadRequest) ||
+			errors.As(err, &rp) && (rp.StatusCode == http.StatusNotFound || rp.StatusCode == http.StatusBadRequest) {
+			return false, nil // not in the tree (ctfe answers 404, some logs 400)
+		}
+		return false, err
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(rsp.LeafIndex), to.Size, h[:], rsp.AuditPath, to.Root[:]); err != nil {
+		return false, fmt.Errorf("%w: inclusion proof of %s: %v", errInconsistent, h, err)
+	}
+	return true, nil
 }

@@ -66,6 +66,9 @@ type source interface {
 	// order; an error wrapping errBadEntry when the log served entries
 	// that do not match its tree.
 	entries(ctx context.Context, start, end uint64, to Head, fn func(Entry) error) error
+	// included reports whether the entry of leaf hash h (at index idx,
+	// when its SCT says) is in the tree of to, its proof checked.
+	included(ctx context.Context, h Hash, idx *uint64, to Head) (bool, error)
 }
 
 var (

@@ -165,3 +165,23 @@ func getBody(ctx context.Context, hc *http.Client, url string, limit int64) ([]b
 	}
 	return b, nil
 }
+
+func (s *tiledSource) included(ctx context.Context, h Hash, idx *uint64, to Head) (bool, error) {
+	if idx == nil {
+		return false, errors.New("the SCT has no leaf_index: a static-ct-api log's entry cannot be found without it")
+	}
+	if *idx >= to.Size {
+		return false, nil
+	}
+	e, _, err := s.c.Entry(ctx, tlog.Tree{N: int64(to.Size), Hash: tlog.Hash(to.Root)}, int64(*idx))
+	if err != nil {
+		if isTileMismatch(err) {
+			return false, fmt.Errorf("%w: entry %d: %v", errBadEntry, *idx, err)
+		}
+		return false, err
+	}
+	if Hash(rfc6962.DefaultHasher.HashLeaf(e.MerkleTreeLeaf())) != h {
+		return false, fmt.Errorf("%w: the entry at leaf_index %d is not the SCT's", errBadEntry, *idx)
+	}
+	return true, nil
+}

@@ -247,3 +247,49 @@ func verifySignature(pub crypto.PublicKey, hashAlg, sigAlg uint8, sig, data []by
 	}
 	return nil
 }
+
+// EmbeddedLeaf is an embedded SCT with the leaf hash of the entry it was
+// issued for: what a monitor looks for in the log.
+type EmbeddedLeaf struct {
+	SCT      *SCT
+	LeafHash [32]byte
+}
+
+// EmbeddedLeaves parses the embedded SCTs of chain[0] and computes each
+// one's leaf hash (the precertificate entry, with the SCT's timestamp and
+// extensions); the issuer is found among chain[1:] by name and signature.
+func EmbeddedLeaves(chain []*x509.Certificate) ([]EmbeddedLeaf, error) {
+	if len(chain) == 0 {
+		return nil, errors.New("no certificate")
+	}
+	leaf := chain[0]
+	list, err := EmbeddedSCTList(leaf)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil {
+		return nil, errors.New("the certificate embeds no SCT list")
+	}
+	issuer, err := FindIssuer(leaf, chain[1:])
+	if err != nil {
+		return nil, err
+	}
+	tbs, err := RemoveSCTList(leaf.RawTBSCertificate)
+	if err != nil {
+		return nil, err
+	}
+	entry := precertEntry(sha256.Sum256(issuer.RawSubjectPublicKeyInfo), tbs)
+	raws, err := ParseSCTList(list)
+	if err != nil {
+		return nil, err
+	}
+	var out []EmbeddedLeaf
+	for _, raw := range raws {
+		sct, err := ParseSCT(raw)
+		if err != nil {
+			continue // an unsupported or malformed SCT names no entry
+		}
+		out = append(out, EmbeddedLeaf{SCT: sct, LeafHash: leafHash(signedData(sct, entry))})
+	}
+	return out, nil
+}

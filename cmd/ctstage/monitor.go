@@ -25,8 +25,9 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	logList := fs.String("log-list", "http://127.0.0.1:6962/log.v3.json", "v3 log list of the logs to follow, a file or an http(s) URL")
 	stateDir := fs.String("state", "./ctstage-data/monitor", "directory of the monitor's state (tree heads and progress per log)")
-	var watch listFlag
+	var watch, certs listFlag
 	fs.Var(&watch, "watch", "report certificates for names under this DNS suffix (repeatable)")
+	fs.Var(&certs, "certs", "a PEM chain (leaf first): its embedded SCTs' entries must be in their logs within the MMD (repeatable)")
 	once := fs.Bool("once", false, "poll every log once, read its entries, and exit: 0 when nothing was wrong, 1 when an alert fired")
 	asJSON := fs.Bool("json", false, "one JSON object per line, for each alert and each watched certificate")
 	interval := fs.Duration("interval", 10*time.Second, "how often each log is polled")
@@ -59,7 +60,21 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "monitor:", err)
 		return exitUsage
 	}
-	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: *stateDir, Watch: watch, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
+	var scts []monitor.SCT
+	for _, f := range certs {
+		chain, err := readChain([]string{f})
+		if err != nil {
+			fmt.Fprintln(stderr, "monitor: --certs:", err)
+			return exitUsage
+		}
+		s, err := monitor.SCTsOf(f, chain)
+		if err != nil {
+			fmt.Fprintln(stderr, "monitor: --certs:", err)
+			return exitUsage
+		}
+		scts = append(scts, s...)
+	}
+	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
 		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, Logger: logger.With("component", "monitor")})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -83,10 +83,14 @@ func (l *Log) Hold(ctx context.Context, after time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("couldn't read the checkpoint: %w", err)
 	}
-	if _, err := l.notePublished(cp); err != nil {
+	size, err := l.notePublished(cp)
+	if err != nil {
 		return err
 	}
 	f := &l.faults
+	// The checkpoint held must be in the history even when no larger one
+	// was read before (an empty log's, or the one read at start).
+	f.remember(cp, size, time.Now())
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stop != nil {
