@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,5 +336,92 @@ func TestMonitorMMD(t *testing.T) {
 	}
 	if a := ev2.alerts(); len(a) > 0 {
 		t.Errorf("alerts once the entries are integrated: %+v", a)
+	}
+}
+
+// TestMonitorSplitView: with split_view showing a fork to 127.0.0.2, a
+// monitor with a vantage from that address raises split_view on both
+// kinds of log once the main view grew past the fork; a monitor that
+// reads only from 127.0.0.2 sees nothing wrong on its own, but one
+// comparing its heads (gossip, GET /heads) with its own raises it too.
+func TestMonitorSplitView(t *testing.T) {
+	ca, root := newCA(t)
+	fs := startFaultStage(t, t.TempDir(), ca, root)
+	shards := []string{"classic-a", "tiled-a"}
+	grow := func(n int) {
+		t.Helper()
+		for _, shard := range shards {
+			for range n {
+				submit(t, fs.client(t, shard), fs.chain(t, fmt.Sprintf("sv-%d.example.com", time.Now().UnixNano())), false)
+			}
+		}
+		time.Sleep(1500 * time.Millisecond)
+	}
+	grow(2)
+	vantage, err := monitor.VantageFrom(forkAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	m := newMonitor(t, fs, t.TempDir(), ev, monitor.Options{Vantages: []monitor.Vantage{vantage}})
+	ctx := context.Background()
+	if n := m.Once(ctx); n != 0 {
+		t.Fatalf("alerts before the fork: %+v", ev.alerts())
+	}
+	for _, shard := range shards {
+		fs.set(t, shard, "faults", `{"kind":"split_view","clients":["`+forkAddr+`"]}`)
+	}
+	// The forked monitor: everything it reads comes from 127.0.0.2.
+	forkedEv := &events{}
+	forked := newMonitor(t, fs, t.TempDir(), forkedEv, monitor.Options{HTTPClient: vantage.HTTPClient})
+	if n := forked.Once(ctx); n != 0 {
+		t.Errorf("the fork alone raised alerts: %+v", forkedEv.alerts())
+	}
+	gossip := httptest.NewServer(forked.HeadsHandler())
+	defer gossip.Close()
+	grow(2) // the main view passes the fork's size
+	m.Once(ctx)
+	split := map[string]bool{}
+	for _, a := range ev.alerts() {
+		if a.Alert == monitor.AlertSplitView {
+			split[a.Log] = true
+		}
+	}
+	for _, shard := range shards {
+		if !split[fs.ll[shard].log.Description] {
+			t.Errorf("%s: no split_view from the vantage: %+v", shard, ev.alerts())
+		}
+	}
+	// Gossip: a main-view monitor with the forked monitor's heads.
+	rsp, err := http.Get(gossip.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads, err := monitor.ReadHeads(rsp.Body, "gossip")
+	rsp.Body.Close()
+	if err != nil || len(heads) != 4 {
+		t.Fatalf("gossiped heads: %v (%d)", err, len(heads))
+	}
+	gev := &events{}
+	g := newMonitor(t, fs, t.TempDir(), gev, monitor.Options{Heads: heads})
+	g.Once(ctx)
+	gsplit := map[string]bool{}
+	for _, a := range gev.alerts() {
+		gsplit[a.Log] = a.Alert == monitor.AlertSplitView
+	}
+	for _, shard := range shards {
+		if !gsplit[fs.ll[shard].log.Description] {
+			t.Errorf("%s: no split_view from gossiped heads: %+v", shard, gev.alerts())
+		}
+	}
+	// Cleared: the vantage sees the main view again, and nothing more is raised.
+	for _, shard := range shards {
+		fs.clear(t, shard)
+	}
+	grow(1)
+	before := len(ev.alerts())
+	m.Once(ctx)
+	if extra := ev.alerts()[before:]; len(extra) > 0 {
+		t.Errorf("alerts after the fork was cleared: %+v", extra)
 	}
 }

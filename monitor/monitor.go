@@ -34,6 +34,13 @@ type Options struct {
 	// SCTs are SCTs whose entries must be in their logs within the
 	// logs' MMD (mmd_violation); see SCTsOf.
 	SCTs []SCT
+	// Vantages are other ways of reaching every log (an HTTP client from
+	// another client address, say): each poll compares what each shows
+	// with the verified head, and a fork between them is a split_view.
+	Vantages []Vantage
+	// Heads are tree heads learned elsewhere (another monitor's, a
+	// gossip file), compared with the verified ones likewise.
+	Heads []ForeignHead
 	// Sink receives the alerts and the watched certificates.
 	Sink Sink
 	// HTTPClient reads the logs; nil is a client with a 30 s timeout.
@@ -119,6 +126,23 @@ func New(opts Options) (*Monitor, error) {
 			return nil, fmt.Errorf("monitor: log %s: %w", l.Description, err)
 		}
 		f := &follower{m: m, log: l, src: src, st: st, seen: map[string]bool{}}
+		for _, v := range opts.Vantages {
+			var vs source
+			if l.Tiled {
+				vs, err = newTiledSource(l.URL, l.Key, v.HTTPClient)
+			} else {
+				vs, err = newRFCSource(l.URL, l.Key, v.HTTPClient, 1)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("monitor: log %s, vantage %s: %w", l.Description, v.Name, err)
+			}
+			f.vantages = append(f.vantages, vantage{name: v.Name, src: vs})
+		}
+		for _, h := range opts.Heads {
+			if h.LogID == l.ID {
+				f.foreign = append(f.foreign, h)
+			}
+		}
 		for _, s := range opts.SCTs {
 			if s.LogID == l.ID {
 				f.pending = append(f.pending, s)
@@ -172,6 +196,8 @@ func (m *Monitor) Run(ctx context.Context, interval time.Duration) {
 
 // follower checks one log.
 type follower struct {
+	// mu guards st.Verified against HeadsHandler; polls are one at a time.
+	mu  sync.Mutex
 	m   *Monitor
 	log *sctverify.Log
 	src source
@@ -181,6 +207,15 @@ type follower struct {
 	failingSince time.Time
 	// pending are the SCTs of this log whose entries were not seen yet.
 	pending []SCT
+	// vantages are the other views of this log; foreign the heads of it
+	// learned elsewhere.
+	vantages []vantage
+	foreign  []ForeignHead
+}
+
+type vantage struct {
+	name string
+	src  source
 }
 
 func (f *follower) alert(kind, format string, args ...any) {
@@ -224,6 +259,49 @@ func (f *follower) poll(ctx context.Context) {
 	}
 	f.read(ctx, h)
 	f.checkSCTs(ctx, h, now)
+	f.checkViews(ctx, h)
+}
+
+// checkViews compares the verified head h with what every vantage shows
+// and with the heads learned elsewhere: two heads of one size with two
+// roots, or a consistency proof that fails between them, are a split
+// view. The proof is asked of the view with the larger head (or, for a
+// foreign head, of the log as this monitor reaches it).
+func (f *follower) checkViews(ctx context.Context, h Head) {
+	for _, v := range f.vantages {
+		cctx, cancel := context.WithTimeout(ctx, f.m.opts.RequestTimeout)
+		vh, err := v.src.head(cctx)
+		if err == nil {
+			f.compare(cctx, h, vh, f.src, v.src, "vantage "+v.name)
+		} else if errors.Is(err, errSignature) {
+			f.alert(AlertSTHSignature, "vantage %s: %v", v.name, err)
+		}
+		cancel()
+	}
+	for _, fh := range f.foreign {
+		cctx, cancel := context.WithTimeout(ctx, f.m.opts.RequestTimeout)
+		f.compare(cctx, h, fh.Head, f.src, f.src, fh.Source)
+		cancel()
+	}
+}
+
+func (f *follower) compare(ctx context.Context, a, b Head, aSrc, bSrc source, what string) {
+	var err error
+	switch {
+	case a.Size == b.Size && a.Root != b.Root:
+		f.alert(AlertSplitView, "%s shows a tree of size %d with root %s, this monitor's view %s", what, b.Size, b.Root, a.Root)
+		return
+	case a.Size == b.Size:
+		return
+	case a.Size < b.Size:
+		err = bSrc.consistency(ctx, a, b)
+	default:
+		err = aSrc.consistency(ctx, b, a)
+	}
+	if errors.Is(err, errInconsistent) {
+		f.alert(AlertSplitView, "%s shows a tree of size %d (root %s) that does not join this monitor's of size %d (root %s): %v",
+			what, b.Size, b.Root, a.Size, a.Root, err)
+	}
 }
 
 // checkSCTs looks for the entry of each pending SCT in the verified tree
@@ -296,7 +374,9 @@ func (f *follower) checkHead(ctx context.Context, h Head, now time.Time) bool {
 
 // accept makes h the verified head and keeps it.
 func (f *follower) accept(h Head) {
+	f.mu.Lock()
 	f.st.Verified = &h
+	f.mu.Unlock()
 	if err := f.st.appendHead(h); err != nil {
 		f.m.opts.Logger.Warn("couldn't keep a tree head", "log", f.log.Description, "err", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -25,7 +27,10 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	logList := fs.String("log-list", "http://127.0.0.1:6962/log.v3.json", "v3 log list of the logs to follow, a file or an http(s) URL")
 	stateDir := fs.String("state", "./ctstage-data/monitor", "directory of the monitor's state (tree heads and progress per log)")
-	var watch, certs listFlag
+	var watch, certs, vantages, sthFiles listFlag
+	fs.Var(&vantages, "vantage-addr", "also read every log from this local client address, and compare the views (repeatable)")
+	fs.Var(&sthFiles, "sth-file", "tree heads learned elsewhere (JSON lines: log_id, size, root, time), a file or another monitor's http(s) /heads; compared with this monitor's (repeatable)")
+	gossipAddr := fs.String("gossip-addr", "", "serve GET /heads, the verified tree heads, on this address for other monitors")
 	fs.Var(&watch, "watch", "report certificates for names under this DNS suffix (repeatable)")
 	fs.Var(&certs, "certs", "a PEM chain (leaf first): its embedded SCTs' entries must be in their logs within the MMD (repeatable)")
 	once := fs.Bool("once", false, "poll every log once, read its entries, and exit: 0 when nothing was wrong, 1 when an alert fired")
@@ -74,11 +79,42 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		scts = append(scts, s...)
 	}
-	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
+	var vs []monitor.Vantage
+	for _, ip := range vantages {
+		v, err := monitor.VantageFrom(ip, *reqTimeout)
+		if err != nil {
+			fmt.Fprintln(stderr, "monitor: --vantage-addr:", err)
+			return exitUsage
+		}
+		vs = append(vs, v)
+	}
+	var heads []monitor.ForeignHead
+	for _, src := range sthFiles {
+		h, err := readForeignHeads(ctx, hc, src)
+		if err != nil {
+			fmt.Fprintln(stderr, "monitor: --sth-file:", err)
+			return exitUsage
+		}
+		heads = append(heads, h...)
+	}
+	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
 		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, Logger: logger.With("component", "monitor")})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
+	}
+	if *gossipAddr != "" {
+		l, err := net.Listen("tcp", *gossipAddr)
+		if err != nil {
+			fmt.Fprintln(stderr, "monitor: --gossip-addr:", err)
+			return exitUsage
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/heads", m.HeadsHandler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(l)
+		defer srv.Close()
+		logger.Info("serving tree heads", "url", "http://"+l.Addr().String()+"/heads")
 	}
 	if *once {
 		if m.Once(ctx) > 0 {
@@ -89,4 +125,33 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logger.Info("monitor following", "logs", len(ll.Logs), "log_list", *logList, "state", *stateDir, "interval", *interval)
 	m.Run(ctx, *interval)
 	return exitOK
+}
+
+// readForeignHeads reads --sth-file: a file, or an http(s) URL such as
+// another monitor's /heads.
+func readForeignHeads(ctx context.Context, hc *http.Client, src string) ([]monitor.ForeignHead, error) {
+	var r io.Reader
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+		if err != nil {
+			return nil, err
+		}
+		rsp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer rsp.Body.Close()
+		if rsp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%s: %s", src, rsp.Status)
+		}
+		r = io.LimitReader(rsp.Body, 16<<20)
+	} else {
+		f, err := os.Open(src)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	return monitor.ReadHeads(r, src)
 }
