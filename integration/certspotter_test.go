@@ -109,6 +109,7 @@ func TestCertspotter(t *testing.T) {
 	events, _ := sp.run(t, s, full, false, want)
 	sp.checkEvents(t, events, certs, 1)
 	sp.checkState(t, full, want)
+	t.Run("SameAsCtstageMonitor", func(t *testing.T) { sameAsMonitor(t, filepath.Join(data, "log_list.json"), events) })
 
 	atEnd := t.TempDir() // state of the monitor that starts at the end
 	events, reqs := sp.run(t, s, atEnd, true, want)
@@ -580,5 +581,57 @@ func (sp *spotter) controlBadKey(t *testing.T, certs []*spotCert) {
 	}
 	if st, err := readSpotterState(state, id); err == nil && st.VerifiedSTH != nil {
 		t.Errorf("certspotter verified an STH of %s with the wrong key: %+v", bad.URL, st.VerifiedSTH)
+	}
+}
+
+// sameAsMonitor runs `ctstage monitor --once` on the logs certspotter
+// followed, watching the same domain: on the RFC 6962 logs (all
+// certspotter reads) the two report the same entries, by log, index and
+// certificate SHA-256; and the monitor raises no alert.
+func sameAsMonitor(t *testing.T, list string, spotEvents []map[string]string) {
+	out, err := exec.Command(ctstageBinary(t), "monitor", "--once", "--json", "--log-list", list, "--state", t.TempDir(),
+		"--watch", watchedDomain).Output()
+	if code := exitCode(t, err); code != 0 {
+		t.Fatalf("ctstage monitor --once: exit %d\n%s", code, out)
+	}
+	key := func(uri, index string) string { return strings.TrimSuffix(uri, "/") + "#" + index }
+	spot := map[string]string{}
+	for _, ev := range spotEvents {
+		if ev["EVENT"] == "discovered_cert" {
+			spot[key(ev["LOG_URI"], ev["ENTRY_INDEX"])] = strings.ToLower(ev["CERT_SHA256"])
+		}
+	}
+	rfcLogs := map[string]bool{}
+	for k := range spot {
+		rfcLogs[k[:strings.LastIndex(k, "#")]] = true
+	}
+	mon := map[string]string{}
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		var e struct {
+			URL, Alert, Event, SHA256 string
+			Index                     *uint64
+		}
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("monitor line %q: %v", line, err)
+		}
+		if e.Alert != "" {
+			t.Errorf("monitor alert: %s", line)
+		}
+		if e.Event == "certificate" && rfcLogs[strings.TrimSuffix(e.URL, "/")] {
+			mon[key(e.URL, strconv.FormatUint(*e.Index, 10))] = e.SHA256
+		}
+	}
+	if len(spot) == 0 {
+		t.Fatal("certspotter reported nothing to compare")
+	}
+	for k, sum := range spot {
+		if mon[k] != sum {
+			t.Errorf("certspotter reported %s at %s; ctstage monitor %q", sum, k, mon[k])
+		}
+	}
+	for k, sum := range mon {
+		if spot[k] == "" {
+			t.Errorf("ctstage monitor reported %s at %s; certspotter nothing", sum, k)
+		}
 	}
 }
