@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ctstage/ctstage/monitor"
 	"github.com/ctstage/ctstage/sctverify"
 )
@@ -109,9 +111,26 @@ func TestMonitorOwnLogs(t *testing.T) {
 
 	dir := t.TempDir()
 	ev := &events{}
-	m := newMonitor(t, fs, dir, ev, monitor.Options{Watch: []string{"watched.example.com"}})
+	reg := prometheus.NewRegistry()
+	m := newMonitor(t, fs, dir, ev, monitor.Options{Watch: []string{"watched.example.com"}, Registerer: reg})
 	if n := m.Once(context.Background()); n != 0 {
 		t.Fatalf("%d alerts on honest logs: %+v", n, ev.alerts())
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "ctstage_monitor_entries_read" {
+			if len(mf.Metric) != 4 {
+				t.Errorf("entries read for %d logs, want 4", len(mf.Metric))
+			}
+			for _, mt := range mf.Metric {
+				if mt.GetGauge().GetValue() < 1 {
+					t.Errorf("entries read %v for %v", mt.GetGauge().GetValue(), mt.GetLabel())
+				}
+			}
+		}
 	}
 	found := map[string]monitor.Event{}
 	for _, c := range ev.certs() {

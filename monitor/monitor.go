@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -64,11 +65,15 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives progress lines.
 	Logger *slog.Logger
+	// Registerer receives the monitor's metrics (ctstage_monitor_*); nil
+	// registers none.
+	Registerer prometheus.Registerer
 }
 
 // Monitor follows the logs of Options.Logs.
 type Monitor struct {
 	opts      Options
+	metrics   *metrics
 	followers []*follower
 	mu        sync.Mutex
 	alerts    int
@@ -109,7 +114,7 @@ func New(opts Options) (*Monitor, error) {
 	for i, w := range opts.Watch {
 		opts.Watch[i] = strings.ToLower(strings.Trim(strings.TrimSpace(w), "."))
 	}
-	m := &Monitor{opts: opts}
+	m := &Monitor{opts: opts, metrics: newMetrics(opts.Registerer)}
 	for _, l := range opts.Logs.Logs {
 		var src source
 		var err error
@@ -227,6 +232,7 @@ func (f *follower) alert(kind, format string, args ...any) {
 	f.m.mu.Lock()
 	f.m.alerts++
 	f.m.mu.Unlock()
+	f.m.metrics.alerts.WithLabelValues(f.log.Description, kind).Inc()
 	f.m.opts.Sink.Emit(Event{Time: f.m.opts.Now(), Log: f.log.Description, URL: f.log.URL, Alert: kind, Detail: detail})
 }
 
@@ -245,6 +251,7 @@ func (f *follower) poll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		f.m.metrics.polls.WithLabelValues(f.log.Description, "error").Inc()
 		if f.failingSince.IsZero() {
 			f.failingSince = now
 		}
@@ -254,6 +261,8 @@ func (f *follower) poll(ctx context.Context) {
 		return
 	}
 	f.failingSince = time.Time{}
+	f.m.metrics.polls.WithLabelValues(f.log.Description, "ok").Inc()
+	f.m.metrics.sthAge.WithLabelValues(f.log.Description).Set(now.Sub(h.Time).Seconds())
 	if !f.checkHead(ctx, h, now) {
 		return
 	}
@@ -377,6 +386,7 @@ func (f *follower) accept(h Head) {
 	f.mu.Lock()
 	f.st.Verified = &h
 	f.mu.Unlock()
+	f.m.metrics.treeSize.WithLabelValues(f.log.Description).Set(float64(h.Size))
 	if err := f.st.appendHead(h); err != nil {
 		f.m.opts.Logger.Warn("couldn't keep a tree head", "log", f.log.Description, "err", err)
 	}
@@ -443,6 +453,7 @@ func (f *follower) read(ctx context.Context, h Head) {
 		return
 	}
 	f.st.setGood(r)
+	f.m.metrics.read.WithLabelValues(f.log.Description).Set(float64(r.End()))
 	if err := f.st.save(); err != nil {
 		f.m.opts.Logger.Warn("couldn't save the monitor's state", "log", f.log.Description, "err", err)
 	}

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/ctstage/ctstage/monitor"
 	"github.com/ctstage/ctstage/sctverify"
 )
@@ -30,6 +33,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var watch, certs, vantages, sthFiles listFlag
 	fs.Var(&vantages, "vantage-addr", "also read every log from this local client address, and compare the views (repeatable)")
 	fs.Var(&sthFiles, "sth-file", "tree heads learned elsewhere (JSON lines: log_id, size, root, time), a file or another monitor's http(s) /heads; compared with this monitor's (repeatable)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics (ctstage_monitor_*) at /metrics on this address")
 	gossipAddr := fs.String("gossip-addr", "", "serve GET /heads, the verified tree heads, on this address for other monitors")
 	fs.Var(&watch, "watch", "report certificates for names under this DNS suffix (repeatable)")
 	fs.Var(&certs, "certs", "a PEM chain (leaf first): its embedded SCTs' entries must be in their logs within the MMD (repeatable)")
@@ -97,11 +101,25 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		heads = append(heads, h...)
 	}
-	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
+	reg := prometheus.NewRegistry()
+	m, err := monitor.New(monitor.Options{Registerer: reg, Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
 		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, Logger: logger.With("component", "monitor")})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
+	}
+	if *metricsAddr != "" {
+		l, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			fmt.Fprintln(stderr, "monitor: --metrics-addr:", err)
+			return exitUsage
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(l)
+		defer srv.Close()
+		logger.Info("serving metrics", "url", "http://"+l.Addr().String()+"/metrics")
 	}
 	if *gossipAddr != "" {
 		l, err := net.Listen("tcp", *gossipAddr)
