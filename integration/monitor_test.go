@@ -8,15 +8,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/certificate-transparency-go/loglist3"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -442,5 +447,151 @@ func TestMonitorSplitView(t *testing.T) {
 	m.Once(ctx)
 	if extra := ev.alerts()[before:]; len(extra) > 0 {
 		t.Errorf("alerts after the fork was cleared: %+v", extra)
+	}
+}
+
+// TestMonitorKillResume kills `ctstage monitor` with SIGKILL while it
+// catches up on a log of 600 entries (read through a proxy that cuts
+// get-entries to 50 and slows each), then runs it again with --once:
+// it starts where its state says, reads again at most one batch, and
+// reports every watched entry, with no alert.
+func TestMonitorKillResume(t *testing.T) {
+	ca, root := newCA(t)
+	fs := startFaultStage(t, t.TempDir(), ca, root)
+	const shard, n = "classic-a", 600
+	c := fs.client(t, shard)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			name := fmt.Sprintf("k%d.example.org", i)
+			if i%100 == 7 {
+				name = fmt.Sprintf("k%d.watched.example.com", i)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := c.AddChain(ctx, asn1Chain(fs.chain(t, name))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitForSTH(t, c, n, 60*time.Second)
+
+	// The proxy: get-entries cut to 50 and 40 ms slower; every start seen.
+	target := strings.TrimSuffix(fs.ll[shard].log.URL, "/")
+	var mu sync.Mutex
+	var starts []uint64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if strings.HasSuffix(r.URL.Path, "/get-entries") {
+			s, _ := strconv.ParseUint(q.Get("start"), 10, 64)
+			e, _ := strconv.ParseUint(q.Get("end"), 10, 64)
+			q.Set("end", strconv.FormatUint(min(e, s+49), 10))
+			mu.Lock()
+			starts = append(starts, s)
+			mu.Unlock()
+			time.Sleep(40 * time.Millisecond)
+		}
+		rsp, err := http.Get(target + r.URL.Path + "?" + q.Encode())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer rsp.Body.Close()
+		w.WriteHeader(rsp.StatusCode)
+		io.Copy(w, rsp.Body)
+	}))
+	defer proxy.Close()
+	l := fs.ll[shard].log
+	b, err := json.Marshal(&loglist3.LogList{Version: "1", LogListTimestamp: time.Now(), Operators: []*loglist3.Operator{{Name: "A", Email: []string{"a@example.com"},
+		Logs: []*loglist3.Log{{Description: l.Description, LogID: l.LogID, Key: l.Key, URL: proxy.URL + "/", MMD: l.MMD, State: l.State}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list.json")
+	if err := os.WriteFile(list, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	args := []string{"monitor", "--log-list", list, "--state", state, "--json", "--watch", "watched.example.com", "--parallel", "1", "--save-every", "50"}
+	cmd := exec.Command(ctstageBinary(t), append(args, "--interval", "1h")...)
+	var firstOut bytes.Buffer
+	cmd.Stdout = &firstOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stateFile := filepath.Join(state, hex.EncodeToString(l.LogID)+".json")
+	saved := func() uint64 {
+		var st struct {
+			RangeEnd uint64 `json:"range_end"`
+		}
+		b, err := os.ReadFile(stateFile)
+		if err == nil {
+			json.Unmarshal(b, &st)
+		}
+		return st.RangeEnd
+	}
+	for deadline := time.Now().Add(30 * time.Second); saved() < 200; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the monitor saved %d entries in 30 s", saved())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	mu.Lock()
+	fetchedEnd := uint64(0)
+	for _, s := range starts {
+		fetchedEnd = max(fetchedEnd, s+50)
+	}
+	before := len(starts)
+	mu.Unlock()
+	resumeAt := saved()
+	if resumeAt >= n {
+		t.Fatalf("killed too late: %d of %d entries saved", resumeAt, n)
+	}
+
+	out, err := exec.Command(ctstageBinary(t), append(args, "--once")...).Output()
+	if code := exitCode(t, err); code != 0 {
+		t.Fatalf("resumed --once: exit %d\n%s", code, out)
+	}
+	mu.Lock()
+	after := starts[before:]
+	mu.Unlock()
+	if len(after) == 0 || after[0] != resumeAt {
+		t.Fatalf("resumed at %v, want %d (the saved range)", after, resumeAt)
+	}
+	if again := fetchedEnd - resumeAt; again > 50 {
+		t.Errorf("read %d entries again (fetched up to %d before the kill, resumed at %d), more than one batch", again, fetchedEnd, resumeAt)
+	}
+	if got := saved(); got != n {
+		t.Errorf("after the resumed run the state holds %d entries, want %d", got, n)
+	}
+	var found []uint64
+	names := map[string]bool{}
+	for i, o := range [][]byte{firstOut.Bytes(), out} {
+		for _, line := range bytes.Split(bytes.TrimSpace(o), []byte("\n")) {
+			var e monitor.Event
+			if json.Unmarshal(line, &e) == nil && e.Event == "certificate" {
+				if i == 1 {
+					found = append(found, *e.Index)
+				}
+				names[strings.Join(e.Names, ",")] = true
+			}
+		}
+	}
+	if len(names) != n/100 {
+		t.Errorf("the two runs reported %d watched certificates, want %d: %v", len(names), n/100, names)
+	}
+	t.Logf("killed with %d entries saved, %d fetched; resumed at %d; found after resuming %v", resumeAt, fetchedEnd, after[0], found)
+	for _, idx := range found {
+		if idx < resumeAt {
+			t.Errorf("reported entry %d again, before the resumed range at %d", idx, resumeAt)
+		}
 	}
 }

@@ -24,6 +24,7 @@ type rfcSource struct {
 	// log's limit once it cut a range; parallel requests use it.
 	mu       sync.Mutex
 	batch    uint64
+	learned  bool // batch is what the log answered, not a guess
 	parallel int
 }
 
@@ -68,10 +69,44 @@ func (s *rfcSource) consistency(ctx context.Context, from, to Head) error {
 // entries fetches [start, end) with up to parallel get-entries at once,
 // each of the log's batch size, and hands them to fn in order.
 func (s *rfcSource) entries(ctx context.Context, start, end uint64, _ Head, fn func(Entry) error) error {
+	deliver := func(from uint64, got []ct.LeafEntry) error {
+		for i, le := range got {
+			e := Entry{Index: from + uint64(i)}
+			parseLeaf(&e, le.LeafInput, le.ExtraData)
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for start < end {
 		s.mu.Lock()
-		batch := s.batch
+		batch, learned := s.batch, s.learned
 		s.mu.Unlock()
+		if !learned {
+			// One request first: its answer is the log's batch size
+			// when it cuts the range, and the chunks below are that size,
+			// so that entries reach fn (and the state) batch by batch.
+			rsp, err := s.c.GetRawEntries(ctx, int64(start), int64(min(start+batch, end)-1))
+			if err != nil {
+				return err
+			}
+			n := uint64(len(rsp.Entries))
+			if n == 0 || n > min(start+batch, end)-start {
+				return fmt.Errorf("get-entries from %d answered %d entries", start, n)
+			}
+			s.mu.Lock()
+			if n < min(start+batch, end)-start {
+				s.batch = n
+			}
+			s.learned = true // cut: the log's limit; whole: it takes the guess
+			s.mu.Unlock()
+			if err := deliver(start, rsp.Entries); err != nil {
+				return err
+			}
+			start += n
+			continue
+		}
 		type chunk struct {
 			from, to uint64
 			got      []ct.LeafEntry
@@ -96,12 +131,8 @@ func (s *rfcSource) entries(ctx context.Context, start, end uint64, _ Head, fn f
 			if c.err != nil {
 				return c.err
 			}
-			for i, le := range c.got {
-				e := Entry{Index: c.from + uint64(i)}
-				parseLeaf(&e, le.LeafInput, le.ExtraData)
-				if err := fn(e); err != nil {
-					return err
-				}
+			if err := deliver(c.from, c.got); err != nil {
+				return err
 			}
 		}
 	}

@@ -43,6 +43,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	maxAge := fs.Duration("max-age", 24*time.Hour, "a log's newest tree head older than this is stale")
 	unreachable := fs.Duration("unreachable", 5*time.Minute, "a log failing to answer this long is unreachable")
 	parallel := fs.Int("parallel", 4, "get-entries requests at once per RFC 6962 log")
+	saveEvery := fs.Uint64("save-every", 10000, "entries read between two saves of the state (a killed monitor reads again at most this many)")
 	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "bound on each tree head and consistency proof request")
 	level := fs.String("log-level", "info", "debug, info, warn or error (progress lines go to stderr)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -103,7 +104,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	reg := prometheus.NewRegistry()
 	m, err := monitor.New(monitor.Options{Registerer: reg, Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
-		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, Logger: logger.With("component", "monitor")})
+		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, SaveEvery: *saveEvery, Logger: logger.With("component", "monitor")})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
