@@ -45,6 +45,11 @@ func (b *bench) measure(ctx context.Context, signer crypto.Signer) (*Size, error
 	if s.Entries, err = b.entries(ctx, sth.TreeSize); err != nil {
 		return s, fmt.Errorf("get-entries: %w", err)
 	}
+	if b.cfg.Monitor {
+		if s.Monitor, err = b.monitorCatchUp(ctx, sth.TreeSize); err != nil {
+			return s, fmt.Errorf("monitor catch-up: %w", err)
+		}
+	}
 	if s.Add, err = b.add(ctx, signer, sth.TreeSize); err != nil {
 		return s, fmt.Errorf("add-pre-chain: %w", err)
 	}

@@ -81,7 +81,9 @@ type Size struct {
 	Disk    Disk    `json:"disk"`
 	Proofs  Proofs  `json:"get_proof_by_hash"`
 	Entries Entries `json:"get_entries"`
-	Add     Add     `json:"add_pre_chain"`
+	// Monitor is the monitor's catch-up, when Config.Monitor asked.
+	Monitor *MonitorRun `json:"monitor,omitempty"`
+	Add     Add         `json:"add_pre_chain"`
 }
 
 // Disk is the storage's size.
@@ -150,6 +152,10 @@ func (r *Report) WriteReport(w io.Writer) error {
 		e := s.Entries
 		fmt.Fprintf(&b, "  get-entries        %d clients, ranges of %d: %.0f entries/s (%.1f MB/s), %d entries in %d requests (%.0f per answer) in %s; load %s -> %s\n",
 			e.Clients, e.Run, e.PerSec, e.MBPerSec, e.Entries, e.Requests, e.PerRequest, round(e.Elapsed), e.LoadStart, e.LoadEnd)
+		if m := s.Monitor; m != nil {
+			fmt.Fprintf(&b, "  monitor catch-up   %d entries in %s: %.0f entries/s (%d parallel get-entries, root recomputed); heap in use %v MB, peak %.0f MB; load %s -> %s\n",
+				m.Entries, round(m.Elapsed), m.PerSec, m.Parallel, mbs(m.HeapMB), m.PeakHeapMB, m.LoadStart, m.LoadEnd)
+		}
 		if a := s.Add.Result; a != nil {
 			fmt.Fprintf(&b, "  add-pre-chain      %d clients: %.0f/s (%d accepted, %d failed, %s); latency p50 %s p99 %s; merge delay p50 %s p99 %s; tree %d -> %d; load %s -> %s\n",
 				a.Clients, a.AcceptedPerSec, a.Accepted, a.Failed, round(a.Elapsed), round(a.Latency.P50), round(a.Latency.P99),
@@ -170,4 +176,12 @@ func round(m Millis) time.Duration {
 	default:
 		return d.Round(time.Microsecond)
 	}
+}
+
+func mbs(v []float64) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x + 0.5)
+	}
+	return out
 }

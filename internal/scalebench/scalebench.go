@@ -98,6 +98,9 @@ type Config struct {
 	// BulkBacklog bounds the leaves queued but not yet integrated during
 	// the bulk load. Default 65536.
 	BulkBacklog int
+	// Monitor runs `ctstage monitor`'s catch-up (package monitor) on the
+	// whole tree at each size, after get-entries.
+	Monitor bool
 	// SequencerBatchSize is the shard's sequencer batch size (ctlog's
 	// sequencer_batch_size) for the whole run. Default 16384.
 	SequencerBatchSize int

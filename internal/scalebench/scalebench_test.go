@@ -122,9 +122,15 @@ func TestRun(t *testing.T) {
 		EntriesRun:      120,
 		BulkBatch:       64,
 		BulkBacklog:     128,
+		Monitor:         true,
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\n%v", err, rep)
+	}
+	for _, s := range rep.Sizes {
+		if m := s.Monitor; m == nil || m.Entries != s.Size || m.Alerts != 0 || m.PerSec <= 0 || len(m.HeapMB) < 2 {
+			t.Errorf("monitor catch-up at %d: %+v", s.Size, m)
+		}
 	}
 	t.Logf("\n%s", rep)
 	if len(rep.Bulk) != 2 || rep.Bulk[0].To != 100 || rep.Bulk[1].To != 300 || rep.Bulk[1].From != 150 {

@@ -1,0 +1,143 @@
+package scalebench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctstage/ctstage/monitor"
+	"github.com/ctstage/ctstage/sctverify"
+)
+
+// MonitorRun is `ctstage monitor`'s catch-up on the whole tree from an
+// empty state: every entry read (get-entries), parsed, hashed into the
+// compact range, and the root compared with the tree head's.
+type MonitorRun struct {
+	Entries  uint64  `json:"entries"`
+	Elapsed  Millis  `json:"elapsed_ms"`
+	PerSec   float64 `json:"entries_per_sec"`
+	Parallel int     `json:"parallel"`
+	Alerts   int     `json:"alerts"`
+	// HeapMB are the process's heap in use (the log and the monitor share
+	// it) at the start, at a quarter, half, three quarters and the end
+	// of the catch-up, and its peak: flat is what the goal asks.
+	HeapMB     []float64 `json:"heap_mb"`
+	PeakHeapMB float64   `json:"peak_heap_mb"`
+	LoadStart  string    `json:"load_start"`
+	LoadEnd    string    `json:"load_end"`
+}
+
+type countSink struct{ alerts atomic.Int64 }
+
+func (c *countSink) Emit(e monitor.Event) {
+	if e.Alert != "" {
+		c.alerts.Add(1)
+	}
+}
+
+// monitorCatchUp runs the monitor on the shard from an empty state.
+func (b *bench) monitorCatchUp(ctx context.Context, size uint64) (*MonitorRun, error) {
+	raw, err := json.Marshal(b.srv.LogList())
+	if err != nil {
+		return nil, err
+	}
+	ll, err := sctverify.ParseLogList(raw)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(b.cfg.DataDir, fmt.Sprintf("monitor-%d", size))
+	defer os.RemoveAll(dir)
+	sink := &countSink{}
+	const parallel = 4
+	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: dir, Sink: sink, HTTPClient: b.hc, Parallel: parallel, SaveEvery: 100_000})
+	if err != nil {
+		return nil, err
+	}
+	run := &MonitorRun{Parallel: parallel, LoadStart: loadAvg()}
+	var peak atomic.Uint64
+	heap := func() float64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		for {
+			p := peak.Load()
+			if ms.HeapInuse <= p || peak.CompareAndSwap(p, ms.HeapInuse) {
+				break
+			}
+		}
+		return float64(ms.HeapInuse) / 1e6
+	}
+	run.HeapMB = append(run.HeapMB, heap())
+	done := make(chan struct{})
+	var sampler sync.WaitGroup
+	start := time.Now()
+	sampler.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				heap()
+			}
+		}
+	})
+	// The quarter marks come from the state the monitor saves.
+	marks := []uint64{size / 4, size / 2, 3 * size / 4}
+	sampler.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for len(marks) > 0 {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if readEnd(dir) >= marks[0] {
+					run.HeapMB = append(run.HeapMB, heap())
+					marks = marks[1:]
+				}
+			}
+		}
+	})
+	m.Once(ctx)
+	run.Elapsed = Millis(time.Since(start))
+	close(done)
+	sampler.Wait()
+	run.HeapMB = append(run.HeapMB, heap())
+	run.PeakHeapMB = float64(peak.Load()) / 1e6
+	run.Entries = readEnd(dir)
+	run.PerSec = float64(run.Entries) / time.Duration(run.Elapsed).Seconds()
+	run.Alerts = int(sink.alerts.Load())
+	run.LoadEnd = loadAvg()
+	if run.Entries < size || run.Alerts > 0 {
+		return run, fmt.Errorf("the monitor read %d of %d entries with %d alerts", run.Entries, size, run.Alerts)
+	}
+	return run, nil
+}
+
+// readEnd is the good range end the monitor saved in dir (one log).
+func readEnd(dir string) uint64 {
+	des, _ := os.ReadDir(dir)
+	for _, d := range des {
+		if filepath.Ext(d.Name()) != ".json" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, d.Name()))
+		if err != nil {
+			continue
+		}
+		var st struct {
+			RangeEnd uint64 `json:"range_end"`
+		}
+		if json.Unmarshal(b, &st) == nil {
+			return st.RangeEnd
+		}
+	}
+	return 0
+}
