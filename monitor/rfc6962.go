@@ -107,36 +107,61 @@ func (s *rfcSource) entries(ctx context.Context, start, end uint64, _ Head, fn f
 			start += n
 			continue
 		}
-		type chunk struct {
-			from, to uint64
-			got      []ct.LeafEntry
-			err      error
-		}
-		var chunks []*chunk
-		for i := 0; i < s.parallel && start < end; i++ {
-			to := min(start+batch, end)
-			chunks = append(chunks, &chunk{from: start, to: to})
-			start = to
-		}
-		var wg sync.WaitGroup
-		for _, c := range chunks {
-			wg.Add(1)
+		return s.pipeline(ctx, start, end, batch, fn)
+	}
+	return nil
+}
+
+// pipeline reads [start, end) in chunks of batch, up to parallel at once,
+// each fetched and parsed by its own goroutine (parsing is most of the
+// work), and hands the entries to fn in order while later chunks load.
+func (s *rfcSource) pipeline(ctx context.Context, start, end, batch uint64, fn func(Entry) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		entries []Entry
+		err     error
+	}
+	// A chunk's fetch starts once its future is taken or queued: at most
+	// parallel chunks are read at once, the one fn takes included, so a
+	// killed monitor has read at most that many past its state.
+	futures := make(chan chan result, s.parallel-1)
+	go func() {
+		defer close(futures)
+		for from := start; from < end; from += batch {
+			to := min(from+batch, end)
+			f := make(chan result, 1)
+			select {
+			case futures <- f:
+			case <-ctx.Done():
+				return
+			}
 			go func() {
-				defer wg.Done()
-				c.got, c.err = s.fetch(ctx, c.from, c.to)
+				got, err := s.fetch(ctx, from, to)
+				var es []Entry
+				if err == nil {
+					es = make([]Entry, len(got))
+					for i, le := range got {
+						es[i].Index = from + uint64(i)
+						parseLeaf(&es[i], le.LeafInput, le.ExtraData)
+					}
+				}
+				f <- result{es, err}
 			}()
 		}
-		wg.Wait()
-		for _, c := range chunks {
-			if c.err != nil {
-				return c.err
-			}
-			if err := deliver(c.from, c.got); err != nil {
+	}()
+	for f := range futures {
+		r := <-f
+		if r.err != nil {
+			return r.err
+		}
+		for _, e := range r.entries {
+			if err := fn(e); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	return ctx.Err()
 }
 
 // fetch reads [from, to) whole, in as many get-entries as the log needs;

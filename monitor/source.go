@@ -11,6 +11,7 @@ import (
 	"time"
 
 	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/tls"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 )
 
@@ -78,21 +79,40 @@ var (
 )
 
 // parseLeaf fills e from an RFC 6962 MerkleTreeLeaf and its extra data.
+// Only what the monitor needs is parsed: the leaf's structure, the
+// certificate (or the precertificate's TBS) for its names, and for a
+// precertificate the pre_certificate's bytes; the chain's certificates
+// are not parsed.
 func parseLeaf(e *Entry, leafInput, extraData []byte) {
 	e.LeafHash = leafHash(leafInput)
-	le, err := ct.LogEntryFromLeaf(int64(e.Index), &ct.LeafEntry{LeafInput: leafInput, ExtraData: extraData})
-	if err != nil && le == nil {
-		e.Err = err
+	var leaf ct.MerkleTreeLeaf
+	if rest, err := tls.Unmarshal(leafInput, &leaf); err != nil || len(rest) > 0 || leaf.TimestampedEntry == nil {
+		e.Err = fmt.Errorf("entry %d: not a MerkleTreeLeaf: %v", e.Index, err)
 		return
 	}
-	switch {
-	case le.X509Cert != nil:
-		e.Cert, e.Names = le.X509Cert.Raw, names(le.X509Cert)
-	case le.Precert != nil && le.Precert.TBSCertificate != nil:
-		e.Precert, e.Cert = true, le.Precert.Submitted.Data
-		e.Names = names(le.Precert.TBSCertificate)
+	te := leaf.TimestampedEntry
+	switch te.EntryType {
+	case ct.X509LogEntryType:
+		c, err := ctx509.ParseCertificate(te.X509Entry.Data)
+		if c == nil {
+			e.Err = fmt.Errorf("entry %d: certificate: %v", e.Index, err)
+			return
+		}
+		e.Cert, e.Names = te.X509Entry.Data, names(c)
+	case ct.PrecertLogEntryType:
+		tbs, err := ctx509.ParseTBSCertificate(te.PrecertEntry.TBSCertificate)
+		if tbs == nil {
+			e.Err = fmt.Errorf("entry %d: precertificate TBS: %v", e.Index, err)
+			return
+		}
+		var chain ct.PrecertChainEntry
+		if rest, err := tls.Unmarshal(extraData, &chain); err != nil || len(rest) > 0 {
+			e.Err = fmt.Errorf("entry %d: precertificate chain entry: %v", e.Index, err)
+			return
+		}
+		e.Precert, e.Cert, e.Names = true, chain.PreCertificate.Data, names(tbs)
 	default:
-		e.Err = fmt.Errorf("entry %d holds no certificate: %v", e.Index, err)
+		e.Err = fmt.Errorf("entry %d: entry type %d", e.Index, te.EntryType)
 	}
 }
 
