@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	ct "github.com/google/certificate-transparency-go"
-	"github.com/google/certificate-transparency-go/tls"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Head is a tree head whose signature verified.
@@ -79,41 +80,110 @@ var (
 )
 
 // parseLeaf fills e from an RFC 6962 MerkleTreeLeaf and its extra data.
-// Only what the monitor needs is parsed: the leaf's structure, the
-// certificate (or the precertificate's TBS) for its names, and for a
-// precertificate the pre_certificate's bytes; the chain's certificates
-// are not parsed.
+// Only what the monitor needs is parsed, and without reflection: the
+// leaf's structure (cryptobyte), the certificate or the precertificate's
+// TBS for its names (crypto/x509, falling back to ct-go's lenient parser
+// for what the standard library refuses), and a precertificate's
+// pre_certificate bytes. The chain's certificates are not parsed.
 func parseLeaf(e *Entry, leafInput, extraData []byte) {
 	e.LeafHash = leafHash(leafInput)
-	var leaf ct.MerkleTreeLeaf
-	if rest, err := tls.Unmarshal(leafInput, &leaf); err != nil || len(rest) > 0 || leaf.TimestampedEntry == nil {
-		e.Err = fmt.Errorf("entry %d: not a MerkleTreeLeaf: %v", e.Index, err)
+	s := cryptobyte.String(leafInput)
+	var version, leafType uint8
+	var ts uint64
+	var typ uint16
+	var body, exts cryptobyte.String
+	var ikh []byte
+	if !s.ReadUint8(&version) || !s.ReadUint8(&leafType) || version != 0 || leafType != 0 || !s.ReadUint64(&ts) || !s.ReadUint16(&typ) {
+		e.Err = fmt.Errorf("entry %d: not a v1 timestamped MerkleTreeLeaf", e.Index)
 		return
 	}
-	te := leaf.TimestampedEntry
-	switch te.EntryType {
-	case ct.X509LogEntryType:
-		c, err := ctx509.ParseCertificate(te.X509Entry.Data)
-		if c == nil {
-			e.Err = fmt.Errorf("entry %d: certificate: %v", e.Index, err)
-			return
-		}
-		e.Cert, e.Names = te.X509Entry.Data, names(c)
-	case ct.PrecertLogEntryType:
-		tbs, err := ctx509.ParseTBSCertificate(te.PrecertEntry.TBSCertificate)
-		if tbs == nil {
-			e.Err = fmt.Errorf("entry %d: precertificate TBS: %v", e.Index, err)
-			return
-		}
-		var chain ct.PrecertChainEntry
-		if rest, err := tls.Unmarshal(extraData, &chain); err != nil || len(rest) > 0 {
-			e.Err = fmt.Errorf("entry %d: precertificate chain entry: %v", e.Index, err)
-			return
-		}
-		e.Precert, e.Cert, e.Names = true, chain.PreCertificate.Data, names(tbs)
-	default:
-		e.Err = fmt.Errorf("entry %d: entry type %d", e.Index, te.EntryType)
+	if typ == 1 && !s.ReadBytes(&ikh, 32) || typ > 1 || !s.ReadUint24LengthPrefixed(&body) || !s.ReadUint16LengthPrefixed(&exts) || !s.Empty() {
+		e.Err = fmt.Errorf("entry %d: malformed MerkleTreeLeaf (entry type %d)", e.Index, typ)
+		return
 	}
+	var err error
+	if typ == 0 {
+		e.Cert = body
+		e.Names, err = certNames(body)
+	} else {
+		e.Precert = true
+		e.Names, err = tbsNames(body)
+		if err == nil {
+			x := cryptobyte.String(extraData)
+			var pre cryptobyte.String
+			if !x.ReadUint24LengthPrefixed(&pre) || len(pre) == 0 {
+				err = errors.New("the extra data holds no pre_certificate")
+			}
+			e.Cert = pre
+		}
+	}
+	if err != nil {
+		e.Err = fmt.Errorf("entry %d: %v", e.Index, err)
+	}
+}
+
+// tbsSignatureAlgorithm is the signature AlgorithmIdentifier element of
+// a TBSCertificate (RFC 5280 4.1: after the version and the serial).
+func tbsSignatureAlgorithm(tbs []byte) ([]byte, bool) {
+	s := cryptobyte.String(tbs)
+	var body cryptobyte.String
+	if !s.ReadASN1(&body, cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	var serial cryptobyte.String
+	var alg cryptobyte.String
+	if !body.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!body.ReadASN1Element(&serial, cbasn1.INTEGER) || !body.ReadASN1Element(&alg, cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	return alg, true
+}
+
+// certNames is the names of a certificate.
+func certNames(der []byte) ([]string, error) {
+	if c, err := x509.ParseCertificate(der); err == nil {
+		return stdNames(c), nil
+	}
+	c, err := ctx509.ParseCertificate(der)
+	if c == nil {
+		return nil, fmt.Errorf("certificate: %v", err)
+	}
+	return names(c), nil
+}
+
+// tbsNames is the names of a TBSCertificate, parsed as a certificate
+// with an empty signature (crypto/x509 parses no TBS on its own).
+func tbsNames(tbs []byte) ([]string, error) {
+	if alg, ok := tbsSignatureAlgorithm(tbs); ok {
+		// The outer AlgorithmIdentifier must be the TBS's (crypto/x509
+		// checks that they match).
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddBytes(tbs)
+			b.AddBytes(alg)
+			b.AddASN1BitString(nil)
+		})
+		der, err := b.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		if c, err := x509.ParseCertificate(der); err == nil {
+			return stdNames(c), nil
+		}
+	}
+	c, err := ctx509.ParseTBSCertificate(tbs)
+	if c == nil {
+		return nil, fmt.Errorf("precertificate TBS: %v", err)
+	}
+	return names(c), nil
+}
+
+func stdNames(c *x509.Certificate) []string {
+	out := append([]string(nil), c.DNSNames...)
+	if cn := c.Subject.CommonName; cn != "" && !contains(out, cn) {
+		out = append(out, cn)
+	}
+	return out
 }
 
 func leafHash(leafInput []byte) Hash {

@@ -105,7 +105,9 @@ func (b *bench) monitorCatchUp(ctx context.Context, size uint64) (*MonitorRun, e
 			}
 		}
 	})
+	stopProfile := b.profile("monitor", size)
 	m.Once(ctx)
+	stopProfile()
 	run.Elapsed = Millis(time.Since(start))
 	close(done)
 	sampler.Wait()
