@@ -210,6 +210,7 @@ type follower struct {
 	// seen dedupes alerts: one line per kind and detail.
 	seen         map[string]bool
 	failingSince time.Time
+	firstErr     error // of the outage since failingSince
 	// pending are the SCTs of this log whose entries were not seen yet.
 	pending []SCT
 	// vantages are the other views of this log; foreign the heads of it
@@ -253,10 +254,12 @@ func (f *follower) poll(ctx context.Context) {
 		}
 		f.m.metrics.polls.WithLabelValues(f.log.Description, "error").Inc()
 		if f.failingSince.IsZero() {
-			f.failingSince = now
+			f.failingSince, f.firstErr = now, err
 		}
-		if d := now.Sub(f.failingSince); d >= f.m.opts.Unreachable {
-			f.alert(AlertUnreachable, "no tree head for %s (since %s): %v", d.Round(time.Second), f.failingSince.UTC().Format(time.RFC3339), err)
+		if now.Sub(f.failingSince) >= f.m.opts.Unreachable {
+			// The detail names the outage, not its length or its last
+			// error, so that an outage is one alert.
+			f.alert(AlertUnreachable, "no tree head since %s, over %s: %v", f.failingSince.UTC().Format(time.RFC3339), f.m.opts.Unreachable, f.firstErr)
 		}
 		return
 	}
@@ -344,8 +347,8 @@ func (f *follower) checkSCTs(ctx context.Context, h Head, now time.Time) {
 // checkHead checks h against the last verified head; true when h is
 // now the verified head.
 func (f *follower) checkHead(ctx context.Context, h Head, now time.Time) bool {
-	if age := now.Sub(h.Time); age > f.m.opts.MaxAge {
-		f.alert(AlertStale, "the newest tree head (size %d) is %s old, over %s", h.Size, age.Round(time.Second), f.m.opts.MaxAge)
+	if now.Sub(h.Time) > f.m.opts.MaxAge {
+		f.alert(AlertStale, "the newest tree head (size %d, signed at %s) is older than %s", h.Size, stamp(h.Time), f.m.opts.MaxAge)
 	}
 	v := f.st.Verified
 	if v == nil {

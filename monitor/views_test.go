@@ -2,8 +2,17 @@ package monitor
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/ctstage/ctstage/sctverify"
 )
 
 func TestReadHeads(t *testing.T) {
@@ -44,4 +53,60 @@ func FuzzReadHeads(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fakeSource answers heads as told.
+type fakeSource struct {
+	h   Head
+	err error
+}
+
+func (s *fakeSource) head(context.Context) (Head, error)                          { return s.h, s.err }
+func (s *fakeSource) consistency(context.Context, Head, Head) error               { return nil }
+func (s *fakeSource) included(context.Context, Hash, *uint64, Head) (bool, error) { return true, nil }
+func (s *fakeSource) entries(context.Context, uint64, uint64, Head, func(Entry) error) error {
+	return nil
+}
+
+type sinkFunc func(Event)
+
+func (f sinkFunc) Emit(e Event) { f(e) }
+
+// TestAlertsOncePerCondition: an outage, or a stale head, is one alert
+// however many polls see it; a new outage is another.
+func TestAlertsOncePerCondition(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	var got []Event
+	m := &Monitor{opts: Options{Now: func() time.Time { return now }, Unreachable: time.Minute, MaxAge: time.Hour, RequestTimeout: time.Second,
+		Sink: sinkFunc(func(e Event) { got = append(got, e) }), SaveEvery: 1, Logger: slog.New(slog.DiscardHandler)}, metrics: newMetrics(nil)}
+	src := &fakeSource{err: errors.New("connection refused")}
+	st, err := loadState(t.TempDir(), [32]byte{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &follower{m: m, log: &sctverify.Log{Description: "fake"}, src: src, st: st, seen: map[string]bool{}}
+	for range 5 {
+		f.poll(t.Context())
+		now = now.Add(30 * time.Second)
+		src.err = fmt.Errorf("timeout %d", len(got)) // the error changes
+	}
+	if len(got) != 1 || got[0].Alert != AlertUnreachable {
+		t.Fatalf("one outage: %+v", got)
+	}
+	src.err, src.h = nil, Head{Size: 0, Root: Hash(rfc6962.DefaultHasher.EmptyRoot()), Time: now.Add(-2 * time.Hour)}
+	for range 3 {
+		f.poll(t.Context())
+		now = now.Add(time.Minute)
+	}
+	if len(got) != 2 || got[1].Alert != AlertStale {
+		t.Fatalf("a stale head: %+v", got)
+	}
+	src.err = errors.New("down again")
+	for range 4 {
+		f.poll(t.Context())
+		now = now.Add(30 * time.Second)
+	}
+	if len(got) != 3 || got[2].Alert != AlertUnreachable {
+		t.Fatalf("a second outage: %+v", got)
+	}
 }
