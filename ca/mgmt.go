@@ -111,12 +111,14 @@ func ParseLifetime(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// MgmtHandler serves the management endpoint: POST /issue, behind
+// MgmtHandler serves the management endpoint: POST /issue and GET
+// /issuances, behind
 // loopback.Guard (loopback peers and Host, no foreign Origin, JSON only);
 // serve it on a loopback listener too.
 func (c *CA) MgmtHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /issue", c.serveIssue)
+	mux.HandleFunc("GET /issuances", c.serveIssuances)
 	return loopback.Guard(mux)
 }
 

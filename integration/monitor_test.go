@@ -595,3 +595,53 @@ func TestMonitorKillResume(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitorCAFeed: with --ca, the monitor reads the running CA's
+// issuances (GET /issuances on the management address) and checks their
+// SCTs: one from a log that holds its entries back is an mmd_violation
+// once the MMD (2 s here) passed, named by the certificate's serial; a
+// restart on the same state reads no issuance again.
+func TestMonitorCAFeed(t *testing.T) {
+	ca, root := newCA(t)
+	cfg := filepath.Join(t.TempDir(), "ctstage.yaml")
+	if err := os.WriteFile(cfg, []byte(verifyFaultsConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := startFaultStageWith(t, t.TempDir(), cfg, ca, root)
+	// Operator B's only working log holds its entries: the CA must use it.
+	fs.set(t, "classic-b", "faults", `{"kind":"no_integrate"}`)
+	fs.set(t, "tiled-b", "faults", `{"kind":"unavailable"}`)
+	iss, err := fs.CA.Issue(context.Background(), caRequest(t, "fed.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := iss.Serial.Text(16)
+	dir := t.TempDir()
+	ev := &events{}
+	m := newMonitor(t, fs, dir, ev, monitor.Options{CAURL: fs.MgmtURL})
+	if n := m.Once(context.Background()); n != 0 {
+		t.Fatalf("alerts within the MMD: %+v", ev.alerts())
+	}
+	time.Sleep(2500 * time.Millisecond)
+	m.Once(context.Background())
+	found := false
+	for _, a := range ev.alerts() {
+		found = found || a.Alert == monitor.AlertMMDViolation && a.Log == fs.ll["classic-b"].log.Description && strings.Contains(a.Detail, "CA serial "+serial)
+	}
+	if !found {
+		t.Errorf("no mmd_violation for the CA's certificate %s: %+v", serial, ev.alerts())
+	}
+	// The cursor is kept: a new monitor on the state reads nothing again.
+	b, err := os.ReadFile(filepath.Join(dir, "ca-cursor.json"))
+	if err != nil || !strings.Contains(string(b), serial) {
+		t.Errorf("the CA cursor: %s, %v", b, err)
+	}
+	rsp, err := http.Get(fs.MgmtURL + "/issuances?limit=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp.Body.Close()
+	if rsp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /issuances?limit=0: %s, want 400", rsp.Status)
+	}
+}

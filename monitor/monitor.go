@@ -35,6 +35,9 @@ type Options struct {
 	// SCTs are SCTs whose entries must be in their logs within the
 	// logs' MMD (mmd_violation); see SCTsOf.
 	SCTs []SCT
+	// CAURL is a running ctstage CA's management endpoint: the SCTs of
+	// every certificate it issued (GET /issuances) are checked too.
+	CAURL string
 	// Vantages are other ways of reaching every log (an HTTP client from
 	// another client address, say): each poll compares what each shows
 	// with the verified head, and a fork between them is a split_view.
@@ -168,6 +171,7 @@ func (m *Monitor) Alerts() int {
 // Once polls every log once, reading its entries up to its newest tree
 // head, and returns the number of alerts emitted.
 func (m *Monitor) Once(ctx context.Context) int {
+	m.pullCAOnce(ctx)
 	var wg sync.WaitGroup
 	for _, f := range m.followers {
 		wg.Add(1)
@@ -180,6 +184,20 @@ func (m *Monitor) Once(ctx context.Context) int {
 // Run polls every log each interval until ctx ends.
 func (m *Monitor) Run(ctx context.Context, interval time.Duration) {
 	var wg sync.WaitGroup
+	if m.opts.CAURL != "" {
+		wg.Go(func() {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				m.pullCAOnce(ctx)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
 	for _, f := range m.followers {
 		wg.Add(1)
 		go func() {
@@ -199,6 +217,20 @@ func (m *Monitor) Run(ctx context.Context, interval time.Duration) {
 	wg.Wait()
 }
 
+// pullCAOnce reads the CA's new issuances, logging a failure.
+func (m *Monitor) pullCAOnce(ctx context.Context) {
+	if m.opts.CAURL == "" {
+		return
+	}
+	n, err := m.pullCA(ctx)
+	if err != nil && ctx.Err() == nil {
+		m.opts.Logger.Warn("couldn't read the CA's issuances", "ca", m.opts.CAURL, "err", err)
+	}
+	if n > 0 {
+		m.opts.Logger.Info("CA issuances read", "certificates", n)
+	}
+}
+
 // follower checks one log.
 type follower struct {
 	// mu guards st.Verified against HeadsHandler; polls are one at a time.
@@ -211,7 +243,9 @@ type follower struct {
 	seen         map[string]bool
 	failingSince time.Time
 	firstErr     error // of the outage since failingSince
-	// pending are the SCTs of this log whose entries were not seen yet.
+	// pending are the SCTs of this log whose entries were not seen yet
+	// (pmu: AddSCTs adds to them while the follower polls).
+	pmu     sync.Mutex
 	pending []SCT
 	// vantages are the other views of this log; foreign the heads of it
 	// learned elsewhere.
@@ -320,8 +354,17 @@ func (f *follower) compare(ctx context.Context, a, b Head, aSrc, bSrc source, wh
 // h: found, it is done; not found once the SCT is older than the log's
 // MMD, it is an mmd_violation.
 func (f *follower) checkSCTs(ctx context.Context, h Head, now time.Time) {
+	f.pmu.Lock()
+	pending := f.pending
+	f.pending = nil
+	f.pmu.Unlock()
 	var still []SCT
-	for _, s := range f.pending {
+	defer func() {
+		f.pmu.Lock()
+		f.pending = append(still, f.pending...)
+		f.pmu.Unlock()
+	}()
+	for _, s := range pending {
 		cctx, cancel := context.WithTimeout(ctx, f.m.opts.RequestTimeout)
 		ok, err := f.src.included(cctx, s.LeafHash, s.LeafIndex, h)
 		cancel()
@@ -341,7 +384,6 @@ func (f *follower) checkSCTs(ctx context.Context, h Head, now time.Time) {
 			still = append(still, s)
 		}
 	}
-	f.pending = still
 }
 
 // checkHead checks h against the last verified head; true when h is

@@ -306,6 +306,51 @@ var conformance = []struct {
 			t.Errorf("Get(5a) after FinalSubmitted = %+v, %v", r, err)
 		}
 	}},
+	{"issued, paged in issue order", func(t *testing.T, s Store, reopen func() Store) {
+		ctx := context.Background()
+		mustAdd(t, s, record(t, "7a", issuerA, farFuture), record(t, "7b", issuerA, farFuture),
+			record(t, "7c", issuerB, farFuture), record(t, "7d", issuerA, farFuture), record(t, "7e", issuerA, farFuture))
+		for _, c := range []struct {
+			serial string
+			at     int64
+		}{{"7a", 30}, {"7b", 10}, {"7c", 30}, {"7d", 20}} { // 7e: a precertificate only
+			if err := s.AddCertificate(ctx, c.serial, []byte("cert-"+c.serial), testSCTs(2), time.UnixMilli(c.at), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s = reopen()
+		page := func(since int64, after string, limit int) []string {
+			t.Helper()
+			recs, err := s.Issued(ctx, time.UnixMilli(since), after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range recs {
+				if string(r.Certificate) != "cert-"+r.Serial || len(r.SCTs) != 2 {
+					t.Errorf("issued record %+v lacks its certificate or SCTs", r)
+				}
+				out = append(out, r.Serial)
+			}
+			return out
+		}
+		for _, tc := range []struct {
+			since int64
+			after string
+			limit int
+			want  []string
+		}{
+			{0, "", 10, []string{"7b", "7d", "7a", "7c"}},
+			{0, "", 2, []string{"7b", "7d"}},
+			{20, "7d", 10, []string{"7a", "7c"}},
+			{30, "7a", 10, []string{"7c"}},
+			{30, "7c", 10, nil},
+		} {
+			if got := page(tc.since, tc.after, tc.limit); !slices.Equal(got, tc.want) {
+				t.Errorf("Issued(%d, %q, %d) = %v, want %v", tc.since, tc.after, tc.limit, got, tc.want)
+			}
+		}
+	}},
 	{"failed certificate owes nothing", func(t *testing.T, s Store, _ func() Store) {
 		ctx := context.Background()
 		mustAdd(t, s, record(t, "6a", issuerA, farFuture))

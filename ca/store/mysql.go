@@ -188,6 +188,11 @@ func (s *MySQL) FinalOwed(ctx context.Context, limit int) ([]*Record, error) {
 	return mysqlTables.finalOwedRecords(ctx, s.db, limit)
 }
 
+// Issued implements Store.
+func (s *MySQL) Issued(ctx context.Context, since time.Time, after string, limit int) ([]*Record, error) {
+	return mysqlTables.issued(ctx, s.db, since, after, limit)
+}
+
 // Get implements Store.
 func (s *MySQL) Get(ctx context.Context, serial string) (*Record, error) {
 	return mysqlTables.get(ctx, s.db, serial)

@@ -222,6 +222,11 @@ func (s *SQLite) FinalOwed(ctx context.Context, limit int) ([]*Record, error) {
 	return sqliteTables.finalOwedRecords(ctx, s.db, limit)
 }
 
+// Issued implements Store.
+func (s *SQLite) Issued(ctx context.Context, since time.Time, after string, limit int) ([]*Record, error) {
+	return sqliteTables.issued(ctx, s.db, since, after, limit)
+}
+
 // Get implements Store.
 func (s *SQLite) Get(ctx context.Context, serial string) (*Record, error) {
 	return sqliteTables.get(ctx, s.db, serial)

@@ -94,6 +94,11 @@ type Store interface {
 	FinalOwed(ctx context.Context, limit int) ([]*Record, error)
 	// Get returns the record of serial, or ErrNotFound.
 	Get(ctx context.Context, serial string) (*Record, error)
+	// Issued returns up to limit records with a final certificate issued
+	// after (since, after): in issue order (time, then serial), those
+	// issued later than since, or at since with a serial above after. It
+	// pages through every issuance for a monitor.
+	Issued(ctx context.Context, since time.Time, after string, limit int) ([]*Record, error)
 	// Revoke records that serial was revoked at a time for an RFC 5280
 	// reason code; ErrNotFound if there is no such record,
 	// ErrAlreadyRevoked if it is revoked (the first revocation stands).
@@ -210,6 +215,38 @@ func (t tables) revoked(ctx context.Context, db queryer, issuerKeyID []byte, now
 
 // finalOwedRecords lists the records owing their final submission from
 // the tables t (see Store.FinalOwed).
+func (t tables) issued(ctx context.Context, db queryer, since time.Time, after string, limit int) ([]*Record, error) {
+	ms := since.UnixMilli()
+	rows, err := db.QueryContext(ctx,
+		"SELECT serial FROM "+t.issuances+" WHERE issued_ms IS NOT NULL AND (issued_ms > ? OR (issued_ms = ? AND serial > ?)) ORDER BY issued_ms, serial LIMIT ?",
+		ms, ms, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list issuances: %w", err)
+	}
+	var serials []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("couldn't list issuances: %w", err)
+		}
+		serials = append(serials, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list issuances: %w", err)
+	}
+	out := make([]*Record, 0, len(serials))
+	for _, s := range serials {
+		r, err := t.get(ctx, db, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 func (t tables) finalOwedRecords(ctx context.Context, db queryer, limit int) ([]*Record, error) {
 	rows, err := db.QueryContext(ctx,
 		"SELECT o.serial FROM "+t.finalOwed+" o JOIN "+t.issuances+" i ON i.serial = o.serial ORDER BY i.issued_ms, o.serial LIMIT ?", limit)

@@ -33,6 +33,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var watch, certs, vantages, sthFiles listFlag
 	fs.Var(&vantages, "vantage-addr", "also read every log from this local client address, and compare the views (repeatable)")
 	fs.Var(&sthFiles, "sth-file", "tree heads learned elsewhere (JSON lines: log_id, size, root, time), a file or another monitor's http(s) /heads; compared with this monitor's (repeatable)")
+	caURL := fs.String("ca", "", "a running ctstage CA's management address (e.g. http://127.0.0.1:6963): every certificate it issued has its SCTs' entries checked within the MMD")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics (ctstage_monitor_*) at /metrics on this address")
 	gossipAddr := fs.String("gossip-addr", "", "serve GET /heads, the verified tree heads, on this address for other monitors")
 	fs.Var(&watch, "watch", "report certificates for names under this DNS suffix (repeatable)")
@@ -103,7 +104,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		heads = append(heads, h...)
 	}
 	reg := prometheus.NewRegistry()
-	m, err := monitor.New(monitor.Options{Registerer: reg, Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
+	m, err := monitor.New(monitor.Options{Registerer: reg, Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, CAURL: *caURL, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
 		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, SaveEvery: *saveEvery, Logger: logger.With("component", "monitor")})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
