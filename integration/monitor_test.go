@@ -247,9 +247,8 @@ func TestMonitorCatchesFaults(t *testing.T) {
 	grow := func() {
 		t.Helper()
 		for _, shard := range []string{"classic-a", "tiled-a"} {
-			submit(t, fs.client(t, shard), fs.chain(t, fmt.Sprintf("grow-%d.example.com", time.Now().UnixNano())), false)
+			growShard(t, fs, shard, 1)
 		}
-		time.Sleep(1500 * time.Millisecond)
 	}
 	grow()
 	ev := &events{}
@@ -382,11 +381,8 @@ func TestMonitorSplitView(t *testing.T) {
 	grow := func(n int) {
 		t.Helper()
 		for _, shard := range shards {
-			for range n {
-				submit(t, fs.client(t, shard), fs.chain(t, fmt.Sprintf("sv-%d.example.com", time.Now().UnixNano())), false)
-			}
+			growShard(t, fs, shard, n)
 		}
-		time.Sleep(1500 * time.Millisecond)
 	}
 	grow(2)
 	vantage, err := monitor.VantageFrom(forkAddr, 5*time.Second)
@@ -650,5 +646,27 @@ func TestMonitorCAFeed(t *testing.T) {
 	rsp.Body.Close()
 	if rsp.StatusCode != http.StatusBadRequest {
 		t.Errorf("GET /issuances?limit=0: %s, want 400", rsp.Status)
+	}
+}
+
+// growShard submits n certificates to shard and returns once its tree
+// holds them: an RFC 6962 shard's STH (from the main view, 127.0.0.1)
+// has grown by n; a tiled shard's SCT comes once published.
+func growShard(t *testing.T, fs *faultStage, shard string, n int) {
+	t.Helper()
+	c := fs.client(t, shard)
+	var before uint64
+	if fs.ll[shard].tiled == nil {
+		sth, err := c.GetSTH(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = sth.TreeSize
+	}
+	for range n {
+		submit(t, c, fs.chain(t, fmt.Sprintf("grow-%d.example.com", time.Now().UnixNano())), false)
+	}
+	if fs.ll[shard].tiled == nil {
+		waitForSTH(t, c, before+uint64(n), 30*time.Second)
 	}
 }
