@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -66,8 +67,13 @@ type Options struct {
 	SaveEvery uint64
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-	// Logger receives progress lines.
-	Logger *slog.Logger
+	// Logger receives progress lines, every ProgressEvery (default 10 s)
+	// while a log is caught up on.
+	Logger        *slog.Logger
+	ProgressEvery time.Duration
+	// Progress, when set (a terminal), gets a progress line rewritten
+	// every second during catch-up.
+	Progress io.Writer
 	// Registerer receives the monitor's metrics (ctstage_monitor_*); nil
 	// registers none.
 	Registerer prometheus.Registerer
@@ -76,6 +82,7 @@ type Options struct {
 // Monitor follows the logs of Options.Logs.
 type Monitor struct {
 	opts      Options
+	ttyMu     sync.Mutex // one progress line at a time
 	metrics   *metrics
 	followers []*follower
 	mu        sync.Mutex
@@ -107,6 +114,9 @@ func New(opts Options) (*Monitor, error) {
 	}
 	if opts.SaveEvery == 0 {
 		opts.SaveEvery = 10_000
+	}
+	if opts.ProgressEvery <= 0 {
+		opts.ProgressEvery = 10 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -240,9 +250,10 @@ type follower struct {
 	src source
 	st  *state
 	// seen dedupes alerts: one line per kind and detail.
-	seen         map[string]bool
-	failingSince time.Time
-	firstErr     error // of the outage since failingSince
+	seen             map[string]bool
+	lastTTY, lastLog time.Time // the last progress line of each kind
+	failingSince     time.Time
+	firstErr         error // of the outage since failingSince
 	// pending are the SCTs of this log whose entries were not seen yet
 	// (pmu: AddSCTs adds to them while the follower polls).
 	pmu     sync.Mutex
@@ -470,7 +481,9 @@ func (f *follower) read(ctx context.Context, h Head) {
 		if (r.End()-start)%f.m.opts.SaveEvery == 0 {
 			f.st.setRange(r)
 			f.st.save()
-			f.progress(start, r.End(), h.Size, began)
+		}
+		if r.End()%1024 == 0 {
+			f.tick(start, r.End(), h.Size, began)
 		}
 		return nil
 	})
@@ -502,17 +515,43 @@ func (f *follower) read(ctx context.Context, h Head) {
 	if err := f.st.save(); err != nil {
 		f.m.opts.Logger.Warn("couldn't save the monitor's state", "log", f.log.Description, "err", err)
 	}
-	if h.Size > start {
-		f.progress(start, h.Size, h.Size, began)
+	if h.Size-start >= 10_000 || h.Size > start && time.Since(began) >= f.m.opts.ProgressEvery {
+		f.progress(start, h.Size, h.Size, began) // the end of a catch-up, not of every poll
 	}
 }
 
-func (f *follower) progress(start, at, end uint64, began time.Time) {
+// tick reports catch-up progress: a log line every ProgressEvery, and a
+// line on Options.Progress (a terminal) every second.
+func (f *follower) tick(start, at, end uint64, began time.Time) {
+	now := time.Now()
+	if f.m.opts.Progress != nil && now.Sub(f.lastTTY) >= time.Second {
+		f.lastTTY = now
+		rate, eta := rates(start, at, end, began)
+		f.m.ttyMu.Lock()
+		fmt.Fprintf(f.m.opts.Progress, "\r%s: %d of %d entries, %d/s, %d remaining, ETA %s   ", f.log.Description, at, end, int(rate), end-at, eta)
+		f.m.ttyMu.Unlock()
+	}
+	if now.Sub(f.lastLog) >= f.m.opts.ProgressEvery {
+		f.lastLog = now
+		f.progress(start, at, end, began)
+	}
+}
+
+func rates(start, at, end uint64, began time.Time) (float64, time.Duration) {
 	d := time.Since(began).Seconds()
 	rate := float64(at-start) / max(d, 1e-9)
-	eta := time.Duration(float64(end-at)/max(rate, 1e-9)) * time.Second
+	return rate, (time.Duration(float64(end-at)/max(rate, 1e-9)) * time.Second).Round(time.Second)
+}
+
+func (f *follower) progress(start, at, end uint64, began time.Time) {
+	rate, eta := rates(start, at, end, began)
 	f.m.opts.Logger.Info("monitor progress", "log", f.log.Description, "entries", at, "of", end,
-		"rate_per_s", int(rate), "remaining", end-at, "eta", eta.Round(time.Second))
+		"rate_per_s", int(rate), "remaining", end-at, "eta", eta)
+	if f.m.opts.Progress != nil && at == end {
+		f.m.ttyMu.Lock()
+		fmt.Fprintf(f.m.opts.Progress, "\r%s: %d entries read, %d/s%30s\n", f.log.Description, end, int(rate), "")
+		f.m.ttyMu.Unlock()
+	}
 }
 
 // watch reports e when a name of it is under a watched suffix.

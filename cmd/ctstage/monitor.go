@@ -103,8 +103,14 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		heads = append(heads, h...)
 	}
+	var progress io.Writer
+	if f, ok := stderr.(*os.File); ok && !*asJSON {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			progress = f // a terminal: a progress line, rewritten each second
+		}
+	}
 	reg := prometheus.NewRegistry()
-	m, err := monitor.New(monitor.Options{Registerer: reg, Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, CAURL: *caURL, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
+	m, err := monitor.New(monitor.Options{Registerer: reg, Progress: progress, Logs: ll, StateDir: *stateDir, Watch: watch, SCTs: scts, CAURL: *caURL, Vantages: vs, Heads: heads, Sink: &monitor.Writer{W: stdout, JSON: *asJSON},
 		HTTPClient: hc, MaxAge: *maxAge, Unreachable: *unreachable, Parallel: *parallel, RequestTimeout: *reqTimeout, SaveEvery: *saveEvery, Logger: logger.With("component", "monitor")})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
