@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -102,4 +106,22 @@ func (m *Monitor) HeadsHandler() http.Handler {
 			w.Write(append(b, '\n'))
 		}
 	})
+}
+
+// LoadHeads reads heads learned elsewhere from a file, or from an http(s)
+// URL such as another monitor's /heads (ReadHeads' form).
+func LoadHeads(ctx context.Context, hc *http.Client, src string) ([]ForeignHead, error) {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		b, err := getBody(ctx, hc, src, 16<<20)
+		if err != nil {
+			return nil, err
+		}
+		return ReadHeads(bytes.NewReader(b), src)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadHeads(f, src)
 }

@@ -217,54 +217,35 @@ func (t tables) revoked(ctx context.Context, db queryer, issuerKeyID []byte, now
 // the tables t (see Store.FinalOwed).
 func (t tables) issued(ctx context.Context, db queryer, since time.Time, after string, limit int) ([]*Record, error) {
 	ms := since.UnixMilli()
-	rows, err := db.QueryContext(ctx,
+	return t.records(ctx, db, "issuances",
 		"SELECT serial FROM "+t.issuances+" WHERE issued_ms IS NOT NULL AND (issued_ms > ? OR (issued_ms = ? AND serial > ?)) ORDER BY issued_ms, serial LIMIT ?",
 		ms, ms, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't list issuances: %w", err)
-	}
-	var serials []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("couldn't list issuances: %w", err)
-		}
-		serials = append(serials, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("couldn't list issuances: %w", err)
-	}
-	out := make([]*Record, 0, len(serials))
-	for _, s := range serials {
-		r, err := t.get(ctx, db, s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }
 
 func (t tables) finalOwedRecords(ctx context.Context, db queryer, limit int) ([]*Record, error) {
-	rows, err := db.QueryContext(ctx,
+	return t.records(ctx, db, "owed final submissions",
 		"SELECT o.serial FROM "+t.finalOwed+" o JOIN "+t.issuances+" i ON i.serial = o.serial ORDER BY i.issued_ms, o.serial LIMIT ?", limit)
+}
+
+// records runs query, which selects serials, and returns their records in
+// its order; what names the list in errors.
+func (t tables) records(ctx context.Context, db queryer, what, query string, args ...any) ([]*Record, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't list owed final submissions: %w", err)
+		return nil, fmt.Errorf("couldn't list %s: %w", what, err)
 	}
 	var serials []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("couldn't list owed final submissions: %w", err)
+			return nil, fmt.Errorf("couldn't list %s: %w", what, err)
 		}
 		serials = append(serials, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("couldn't list owed final submissions: %w", err)
+		return nil, fmt.Errorf("couldn't list %s: %w", what, err)
 	}
 	out := make([]*Record, 0, len(serials))
 	for _, s := range serials {

@@ -96,7 +96,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	var heads []monitor.ForeignHead
 	for _, src := range sthFiles {
-		h, err := readForeignHeads(ctx, hc, src)
+		h, err := monitor.LoadHeads(ctx, hc, src)
 		if err != nil {
 			fmt.Fprintln(stderr, "monitor: --sth-file:", err)
 			return exitUsage
@@ -151,33 +151,4 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logger.Info("monitor following", "logs", len(ll.Logs), "log_list", *logList, "state", *stateDir, "interval", *interval)
 	m.Run(ctx, *interval)
 	return exitOK
-}
-
-// readForeignHeads reads --sth-file: a file, or an http(s) URL such as
-// another monitor's /heads.
-func readForeignHeads(ctx context.Context, hc *http.Client, src string) ([]monitor.ForeignHead, error) {
-	var r io.Reader
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-		if err != nil {
-			return nil, err
-		}
-		rsp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer rsp.Body.Close()
-		if rsp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("%s: %s", src, rsp.Status)
-		}
-		r = io.LimitReader(rsp.Body, 16<<20)
-	} else {
-		f, err := os.Open(src)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	return monitor.ReadHeads(r, src)
 }
