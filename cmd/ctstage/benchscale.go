@@ -36,6 +36,7 @@ func benchScaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.IntVar(&cfg.SequencerBatchSize, "sequencer-batch", 0, "the shard's sequencer batch size (default 16384)")
 	fs.StringVar(&cfg.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each phase to this directory")
 	fs.BoolVar(&cfg.Monitor, "monitor", false, "also time ctstage monitor's catch-up on the whole tree at each size (root recomputed)")
+	fs.StringVar(&cfg.Certspotter, "certspotter", "", "path of a certspotter binary: also time its catch-up on the whole tree at each size")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if code, ok := parseFlags(fs, args); !ok {

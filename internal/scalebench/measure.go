@@ -50,6 +50,11 @@ func (b *bench) measure(ctx context.Context, signer crypto.Signer) (*Size, error
 			return s, fmt.Errorf("monitor catch-up: %w", err)
 		}
 	}
+	if b.cfg.Certspotter != "" {
+		if s.Certspotter, err = b.certspotterCatchUp(ctx, b.cfg.Certspotter, sth.TreeSize); err != nil {
+			return s, fmt.Errorf("certspotter catch-up: %w", err)
+		}
+	}
 	if s.Add, err = b.add(ctx, signer, sth.TreeSize); err != nil {
 		return s, fmt.Errorf("add-pre-chain: %w", err)
 	}

@@ -2,13 +2,18 @@ package scalebench
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ctstage/ctstage/monitor"
@@ -142,4 +147,60 @@ func readEnd(dir string) uint64 {
 		}
 	}
 	return 0
+}
+
+// CertspotterRun is SSLMate's certspotter catching up on the same tree
+// from an empty state (it downloads every entry and recomputes the
+// tree, as the monitor does), for comparison.
+type CertspotterRun struct {
+	Version string  `json:"version"`
+	Entries uint64  `json:"entries"`
+	Elapsed Millis  `json:"elapsed_ms"`
+	PerSec  float64 `json:"entries_per_sec"`
+}
+
+// certspotterCatchUp runs the certspotter binary at bin on the shard until
+// its state shows the whole tree verified.
+func (b *bench) certspotterCatchUp(ctx context.Context, bin string, size uint64) (*CertspotterRun, error) {
+	dir := filepath.Join(b.cfg.DataDir, fmt.Sprintf("certspotter-%d", size))
+	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o755); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(b.srv.LogList())
+	if err != nil {
+		return nil, err
+	}
+	list, watch := filepath.Join(dir, "list.json"), filepath.Join(dir, "watchlist")
+	if err := os.WriteFile(list, raw, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(watch, []byte("nothing.example.invalid\n"), 0o644); err != nil {
+		return nil, err
+	}
+	ver, _ := exec.CommandContext(ctx, bin, "-version").CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin, "-logs", list, "-state_dir", filepath.Join(dir, "state"), "-watchlist", watch, "-stdout")
+	cmd.Env = append(os.Environ(), "CERTSPOTTER_CONFIG_DIR="+filepath.Join(dir, "config"))
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	id := sha256.Sum256(b.pubKey)
+	statePath := filepath.Join(dir, "state", "logs", base64.RawURLEncoding.EncodeToString(id[:]), "state.json")
+	for deadline := time.Now().Add(30 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var st struct {
+			VerifiedPosition struct {
+				Size uint64 `json:"size"`
+			} `json:"verified_position"`
+		}
+		if b, err := os.ReadFile(statePath); err == nil && json.Unmarshal(b, &st) == nil && st.VerifiedPosition.Size >= size {
+			el := time.Since(start)
+			return &CertspotterRun{Version: strings.TrimSpace(string(ver)), Entries: st.VerifiedPosition.Size, Elapsed: Millis(el),
+				PerSec: float64(st.VerifiedPosition.Size) / el.Seconds()}, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("certspotter did not catch up within 30 minutes")
+		}
+	}
 }

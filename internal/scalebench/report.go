@@ -83,7 +83,10 @@ type Size struct {
 	Entries Entries `json:"get_entries"`
 	// Monitor is the monitor's catch-up, when Config.Monitor asked.
 	Monitor *MonitorRun `json:"monitor,omitempty"`
-	Add     Add         `json:"add_pre_chain"`
+	// Certspotter is certspotter's catch-up, when Config.Certspotter
+	// names its binary.
+	Certspotter *CertspotterRun `json:"certspotter,omitempty"`
+	Add         Add             `json:"add_pre_chain"`
 }
 
 // Disk is the storage's size.
@@ -155,6 +158,9 @@ func (r *Report) WriteReport(w io.Writer) error {
 		if m := s.Monitor; m != nil {
 			fmt.Fprintf(&b, "  monitor catch-up   %d entries in %s: %.0f entries/s (%d parallel get-entries, root recomputed); heap in use %v MB, peak %.0f MB; load %s -> %s\n",
 				m.Entries, round(m.Elapsed), m.PerSec, m.Parallel, mbs(m.HeapMB), m.PeakHeapMB, m.LoadStart, m.LoadEnd)
+		}
+		if c := s.Certspotter; c != nil {
+			fmt.Fprintf(&b, "  certspotter        %d entries in %s: %.0f entries/s (%s)\n", c.Entries, round(c.Elapsed), c.PerSec, c.Version)
 		}
 		if a := s.Add.Result; a != nil {
 			fmt.Fprintf(&b, "  add-pre-chain      %d clients: %.0f/s (%d accepted, %d failed, %s); latency p50 %s p99 %s; merge delay p50 %s p99 %s; tree %d -> %d; load %s -> %s\n",

@@ -101,6 +101,9 @@ type Config struct {
 	// Monitor runs `ctstage monitor`'s catch-up (package monitor) on the
 	// whole tree at each size, after get-entries.
 	Monitor bool
+	// Certspotter, when set, is the path of a certspotter binary run on
+	// the whole tree at each size after the monitor, for comparison.
+	Certspotter string
 	// SequencerBatchSize is the shard's sequencer batch size (ctlog's
 	// sequencer_batch_size) for the whole run. Default 16384.
 	SequencerBatchSize int

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -111,7 +112,9 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "data")
+	spotter, _ := exec.LookPath("certspotter") // installed by .ci/run; optional here
 	rep, err := Run(ctx, Config{
+		Certspotter:     spotter,
 		DataDir:         dir,
 		Sizes:           []uint64{100, 300},
 		AddClients:      8,
@@ -130,6 +133,9 @@ func TestRun(t *testing.T) {
 	for _, s := range rep.Sizes {
 		if m := s.Monitor; m == nil || m.Entries != s.Size || m.Alerts != 0 || m.PerSec <= 0 || len(m.HeapMB) < 2 {
 			t.Errorf("monitor catch-up at %d: %+v", s.Size, m)
+		}
+		if c := s.Certspotter; spotter != "" && (c == nil || c.Entries != s.Size || c.PerSec <= 0) {
+			t.Errorf("certspotter catch-up at %d: %+v", s.Size, c)
 		}
 	}
 	t.Logf("\n%s", rep)
