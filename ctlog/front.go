@@ -99,16 +99,16 @@ func (f *front) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
 		st := f.state.now(now)
-		ep := f.endpoint(r)
-		isAdd := ep == "add-chain" || ep == "add-pre-chain"
-		if isAdd && !writable(st) {
-			f.refused(ep)
-		}
-		if st == StateRejected {
-			http.Error(w, "Forbidden\nthe log is rejected: it serves nothing", http.StatusForbidden)
-			return
-		}
-		if !writable(st) {
+		if !writable(st) { // a writable log's requests pass untouched
+			ep := f.endpoint(r)
+			isAdd := ep == "add-chain" || ep == "add-pre-chain"
+			if isAdd {
+				f.refused(ep)
+			}
+			if st == StateRejected {
+				http.Error(w, "Forbidden\nthe log is rejected: it serves nothing", http.StatusForbidden)
+				return
+			}
 			if isAdd {
 				rec := f.state.get()
 				http.Error(w, fmt.Sprintf("Forbidden\nthe log is %s since %s: it takes no submissions", st, rec.At.Format(time.RFC3339)), http.StatusForbidden)

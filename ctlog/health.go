@@ -86,12 +86,17 @@ func (s *Server) watchStall(sh *shard, root *types.LogRootV1, was bool) bool {
 			s.log.Info("shard recovered: its sequencer signs tree heads again", "shard", sh.cfg.Name, "tree_size", root.TreeSize)
 		}
 	}
+	s.setStalled(sh.cfg.Name, stalled)
+	return stalled
+}
+
+// setStalled sets ctstage_log_stalled for a shard of either kind.
+func (s *Server) setStalled(shard string, stalled bool) {
 	v := 0.0
 	if stalled {
 		v = 1
 	}
-	s.metrics.stalled.WithLabelValues(sh.cfg.Name).Set(v)
-	return stalled
+	s.metrics.stalled.WithLabelValues(shard).Set(v)
 }
 
 // Ready reports whether every shard's tree answers and no shard is stalled:
@@ -137,10 +142,6 @@ func (s *Server) watchTiledStall(t *tiledShard, was bool) bool {
 			s.log.Info("tiled shard recovered: checkpoints are published again", "shard", t.cfg.Name)
 		}
 	}
-	v := 0.0
-	if stalled {
-		v = 1
-	}
-	s.metrics.stalled.WithLabelValues(t.cfg.Name).Set(v)
+	s.setStalled(t.cfg.Name, stalled)
 	return stalled
 }

@@ -278,11 +278,11 @@ func (s *Server) sampleMergeDelay(ctx context.Context, sh *shard, from, to uint6
 	const samples = 16
 	step := max(1, (to-from)/samples)
 	for i := from; i < to; i += step {
-		rsp, err := s.trillian.log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: sh.tree.TreeId, StartIndex: int64(i), Count: 1})
-		if err != nil || len(rsp.Leaves) != 1 {
+		leaves, err := s.leaves(ctx, sh, i, 1)
+		if err != nil {
 			return
 		}
-		l := rsp.Leaves[0]
+		l := leaves[0]
 		d := l.IntegrateTimestamp.AsTime().Sub(l.QueueTimestamp.AsTime())
 		s.metrics.mergeDelay.WithLabelValues(sh.cfg.Name).Observe(d.Seconds())
 	}

@@ -42,8 +42,14 @@ type faultStage struct {
 
 func startFaultStage(t *testing.T, dir string, ca *testca.CA, root string) *faultStage {
 	t.Helper()
+	return startFaultStageText(t, dir, tiledConfig, ca, root)
+}
+
+// startFaultStageText starts a faultStage on a config file holding text.
+func startFaultStageText(t *testing.T, dir, text string, ca *testca.CA, root string) *faultStage {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "ctstage.yaml")
-	if err := os.WriteFile(cfg, []byte(tiledConfig), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return startFaultStageWith(t, dir, cfg, ca, root)

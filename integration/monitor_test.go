@@ -132,8 +132,10 @@ func TestMonitorOwnLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	read := false
 	for _, mf := range mfs {
 		if mf.GetName() == "ctstage_monitor_entries_read" {
+			read = true
 			if len(mf.Metric) != 4 {
 				t.Errorf("entries read for %d logs, want 4", len(mf.Metric))
 			}
@@ -143,6 +145,9 @@ func TestMonitorOwnLogs(t *testing.T) {
 				}
 			}
 		}
+	}
+	if !read {
+		t.Error("no ctstage_monitor_entries_read in the monitor's metrics")
 	}
 	found := map[string]monitor.Event{}
 	for _, c := range ev.certs() {
@@ -318,12 +323,8 @@ func TestMonitorCatchesFaults(t *testing.T) {
 // integrates it, a new poll finds it and raises nothing.
 func TestMonitorMMD(t *testing.T) {
 	ca, root := newCA(t)
-	cfg := filepath.Join(t.TempDir(), "ctstage.yaml")
 	conf := strings.Replace(verifyFaultsConfig, "{name: tiled-b, type: tiled}", "{name: tiled-b, type: tiled, mmd: 2s}", 1)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fs := startFaultStageWith(t, t.TempDir(), cfg, ca, root)
+	fs := startFaultStageText(t, t.TempDir(), conf, ca, root)
 	var scts []monitor.SCT
 	for _, tc := range []struct{ shard, fault string }{{"classic-b", `{"kind":"no_integrate"}`}, {"tiled-b", `{"kind":"no_publish"}`}} {
 		fs.set(t, tc.shard, "faults", tc.fault)
@@ -606,11 +607,7 @@ func TestMonitorKillResume(t *testing.T) {
 // restart on the same state reads no issuance again.
 func TestMonitorCAFeed(t *testing.T) {
 	ca, root := newCA(t)
-	cfg := filepath.Join(t.TempDir(), "ctstage.yaml")
-	if err := os.WriteFile(cfg, []byte(verifyFaultsConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fs := startFaultStageWith(t, t.TempDir(), cfg, ca, root)
+	fs := startFaultStageText(t, t.TempDir(), verifyFaultsConfig, ca, root)
 	// Operator B's only working log holds its entries: the CA must use it.
 	fs.set(t, "classic-b", "faults", `{"kind":"no_integrate"}`)
 	fs.set(t, "tiled-b", "faults", `{"kind":"unavailable"}`)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,11 +25,7 @@ var verifyFaultsConfig = strings.Replace(tiledConfig, "{name: classic-b}", "{nam
 // not-included once its MMD has passed.
 func TestVerifyUnderFaults(t *testing.T) {
 	ca, root := newCA(t)
-	cfg := filepath.Join(t.TempDir(), "ctstage.yaml")
-	if err := os.WriteFile(cfg, []byte(verifyFaultsConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fs := startFaultStageWith(t, t.TempDir(), cfg, ca, root)
+	fs := startFaultStageText(t, t.TempDir(), verifyFaultsConfig, ca, root)
 	if fs.ll["classic-b"].log.MMD != 2 {
 		t.Fatalf("classic-b's MMD is %d s, want 2", fs.ll["classic-b"].log.MMD)
 	}

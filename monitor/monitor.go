@@ -437,12 +437,16 @@ func (f *follower) checkHead(ctx context.Context, h Head, now time.Time) bool {
 	return true
 }
 
-// accept makes h the verified head and keeps it.
+// accept makes h the verified head and keeps it; a head already the
+// verified one (the same size, root and time: most polls) costs no write.
 func (f *follower) accept(h Head) {
+	f.m.metrics.treeSize.WithLabelValues(f.log.Description).Set(float64(h.Size))
+	if v := f.st.Verified; v != nil && v.Size == h.Size && v.Root == h.Root && v.Time.Equal(h.Time) {
+		return
+	}
 	f.mu.Lock()
 	f.st.Verified = &h
 	f.mu.Unlock()
-	f.m.metrics.treeSize.WithLabelValues(f.log.Description).Set(float64(h.Size))
 	if err := f.st.appendHead(h); err != nil {
 		f.m.opts.Logger.Warn("couldn't keep a tree head", "log", f.log.Description, "err", err)
 	}

@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	ctx509 "github.com/google/certificate-transparency-go/x509"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -51,7 +51,8 @@ type Entry struct {
 	Cert    []byte
 	Precert bool
 	Names   []string
-	// Err is why the entry could not be parsed (a bad_entry).
+	// Err is why the entry could not be parsed (a bad_entry; the alert
+	// names the index).
 	Err error
 }
 
@@ -92,13 +93,13 @@ func parseLeaf(e *Entry, leafInput, extraData []byte) {
 	var ts uint64
 	var typ uint16
 	var body, exts cryptobyte.String
-	var ikh []byte
 	if !s.ReadUint8(&version) || !s.ReadUint8(&leafType) || version != 0 || leafType != 0 || !s.ReadUint64(&ts) || !s.ReadUint16(&typ) {
-		e.Err = fmt.Errorf("entry %d: not a v1 timestamped MerkleTreeLeaf", e.Index)
+		e.Err = errors.New("not a v1 timestamped MerkleTreeLeaf")
 		return
 	}
-	if typ == 1 && !s.ReadBytes(&ikh, 32) || typ > 1 || !s.ReadUint24LengthPrefixed(&body) || !s.ReadUint16LengthPrefixed(&exts) || !s.Empty() {
-		e.Err = fmt.Errorf("entry %d: malformed MerkleTreeLeaf (entry type %d)", e.Index, typ)
+	// A precert_entry has its issuer_key_hash first.
+	if typ == 1 && !s.Skip(32) || typ > 1 || !s.ReadUint24LengthPrefixed(&body) || !s.ReadUint16LengthPrefixed(&exts) || !s.Empty() {
+		e.Err = fmt.Errorf("malformed MerkleTreeLeaf (entry type %d)", typ)
 		return
 	}
 	var err error
@@ -117,9 +118,7 @@ func parseLeaf(e *Entry, leafInput, extraData []byte) {
 			e.Cert = pre
 		}
 	}
-	if err != nil {
-		e.Err = fmt.Errorf("entry %d: %v", e.Index, err)
-	}
+	e.Err = err
 }
 
 // tbsSignatureAlgorithm is the signature AlgorithmIdentifier element of
@@ -142,13 +141,13 @@ func tbsSignatureAlgorithm(tbs []byte) ([]byte, bool) {
 // certNames is the names of a certificate.
 func certNames(der []byte) ([]string, error) {
 	if c, err := x509.ParseCertificate(der); err == nil {
-		return stdNames(c), nil
+		return nameList(c.DNSNames, c.Subject.CommonName), nil
 	}
 	c, err := ctx509.ParseCertificate(der)
 	if c == nil {
 		return nil, fmt.Errorf("certificate: %v", err)
 	}
-	return names(c), nil
+	return nameList(c.DNSNames, c.Subject.CommonName), nil
 }
 
 // tbsNames is the names of a TBSCertificate, parsed as a certificate
@@ -168,31 +167,25 @@ func tbsNames(tbs []byte) ([]string, error) {
 			return nil, err
 		}
 		if c, err := x509.ParseCertificate(der); err == nil {
-			return stdNames(c), nil
+			return nameList(c.DNSNames, c.Subject.CommonName), nil
 		}
 	}
 	c, err := ctx509.ParseTBSCertificate(tbs)
 	if c == nil {
 		return nil, fmt.Errorf("precertificate TBS: %v", err)
 	}
-	return names(c), nil
+	return nameList(c.DNSNames, c.Subject.CommonName), nil
 }
 
-func stdNames(c *x509.Certificate) []string {
-	out := append([]string(nil), c.DNSNames...)
-	if cn := c.Subject.CommonName; cn != "" && !contains(out, cn) {
-		out = append(out, cn)
-	}
-	return out
-}
-
+// leafHash is RFC 6962's SHA-256(0x00 || leaf), without copying the leaf.
 func leafHash(leafInput []byte) Hash {
-	return sha256.Sum256(append([]byte{0}, leafInput...))
+	return Hash(rfc6962.DefaultHasher.HashLeaf(leafInput))
 }
 
-func names(c *ctx509.Certificate) []string {
-	out := append([]string(nil), c.DNSNames...)
-	if cn := c.Subject.CommonName; cn != "" && !contains(out, cn) {
+// nameList is a certificate's DNS names and its common name, once.
+func nameList(dns []string, cn string) []string {
+	out := append([]string(nil), dns...)
+	if cn != "" && !contains(out, cn) {
 		out = append(out, cn)
 	}
 	return out

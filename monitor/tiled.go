@@ -3,7 +3,6 @@ package monitor
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +12,6 @@ import (
 
 	"filippo.io/sunlight"
 	"filippo.io/torchwood"
-	ctx509 "github.com/google/certificate-transparency-go/x509"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -29,9 +26,9 @@ type tiledSource struct {
 }
 
 func newTiledSource(monitoringURL string, key []byte, hc *http.Client) (*tiledSource, error) {
-	pub, err := x509.ParsePKIXPublicKey(key)
+	pub, err := ctPublicKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("log key: %w", err)
+		return nil, err
 	}
 	c, err := sunlight.NewClient(&sunlight.ClientConfig{MonitoringPrefix: monitoringURL, PublicKey: pub, HTTPClient: hc,
 		UserAgent: userAgent, Timeout: 2 * time.Minute})
@@ -94,22 +91,12 @@ func (s *tiledSource) entries(ctx context.Context, start, end uint64, to Head, f
 			if uint64(i) >= end {
 				break
 			}
-			e := Entry{Index: uint64(i), LeafHash: Hash(rfc6962.DefaultHasher.HashLeaf(le.MerkleTreeLeaf()))}
-			e.Precert = le.IsPrecert
+			e := Entry{Index: uint64(i), LeafHash: leafHash(le.MerkleTreeLeaf()), Precert: le.IsPrecert, Cert: le.Certificate}
 			if le.IsPrecert {
 				e.Cert = le.PreCertificate
-				if tbs, err := ctx509.ParseTBSCertificate(le.Certificate); err == nil {
-					e.Names = names(tbs)
-				} else {
-					e.Err = err
-				}
+				e.Names, e.Err = tbsNames(le.Certificate) // a precert_entry holds the TBS
 			} else {
-				e.Cert = le.Certificate
-				if c, err := ctx509.ParseCertificate(le.Certificate); c != nil {
-					e.Names = names(c)
-				} else {
-					e.Err = err
-				}
+				e.Names, e.Err = certNames(le.Certificate)
 			}
 			if err := fn(e); err != nil {
 				return err
@@ -180,7 +167,7 @@ func (s *tiledSource) included(ctx context.Context, h Hash, idx *uint64, to Head
 		}
 		return false, err
 	}
-	if Hash(rfc6962.DefaultHasher.HashLeaf(e.MerkleTreeLeaf())) != h {
+	if leafHash(e.MerkleTreeLeaf()) != h {
 		return false, fmt.Errorf("%w: the entry at leaf_index %d is not the SCT's", errBadEntry, *idx)
 	}
 	return true, nil

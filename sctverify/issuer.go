@@ -5,10 +5,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ctstage/ctstage/internal/loopback"
 )
 
 // maxIssuerBytes bounds an issuer certificate fetched from AIA.
@@ -26,7 +27,7 @@ func (v *Verifier) issuerFromAIA(ctx context.Context, cert *x509.Certificate, an
 			why = append(why, fmt.Sprintf("%s: not an http(s) URL", u))
 			continue
 		}
-		if !any && !loopbackHost(pu.Hostname()) {
+		if !any && !loopback.IsHost(pu.Host) {
 			why = append(why, fmt.Sprintf("%s: not fetched (not loopback; --fetch-issuer fetches it)", u))
 			continue
 		}
@@ -54,12 +55,4 @@ func (v *Verifier) issuerFromAIA(ctx context.Context, cert *x509.Certificate, an
 		return nil, "", fmt.Errorf("the certificate names no caIssuers URL")
 	}
 	return nil, "", fmt.Errorf("caIssuers: %s", strings.Join(why, "; "))
-}
-
-func loopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ctstage/ctstage/internal/httpserver"
 	"github.com/ctstage/ctstage/monitor"
 	"github.com/ctstage/ctstage/sctverify"
 )
@@ -116,31 +118,22 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	if *metricsAddr != "" {
-		l, err := net.Listen("tcp", *metricsAddr)
+	for _, srv := range []struct {
+		flag, addr, path string
+		h                http.Handler
+	}{
+		{"--metrics-addr", *metricsAddr, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})},
+		{"--gossip-addr", *gossipAddr, "/heads", m.HeadsHandler()},
+	} {
+		if srv.addr == "" {
+			continue
+		}
+		stop, err := serveAt(srv.addr, srv.path, srv.h, logger)
 		if err != nil {
-			fmt.Fprintln(stderr, "monitor: --metrics-addr:", err)
+			fmt.Fprintf(stderr, "monitor: %s: %v\n", srv.flag, err)
 			return exitUsage
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(l)
-		defer srv.Close()
-		logger.Info("serving metrics", "url", "http://"+l.Addr().String()+"/metrics")
-	}
-	if *gossipAddr != "" {
-		l, err := net.Listen("tcp", *gossipAddr)
-		if err != nil {
-			fmt.Fprintln(stderr, "monitor: --gossip-addr:", err)
-			return exitUsage
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/heads", m.HeadsHandler())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(l)
-		defer srv.Close()
-		logger.Info("serving tree heads", "url", "http://"+l.Addr().String()+"/heads")
+		defer stop()
 	}
 	if *once {
 		if m.Once(ctx) > 0 {
@@ -151,4 +144,19 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logger.Info("monitor following", "logs", len(ll.Logs), "log_list", *logList, "state", *stateDir, "interval", *interval)
 	m.Run(ctx, *interval)
 	return exitOK
+}
+
+// serveAt serves h at path on addr with ctstage's server limits
+// (internal/httpserver); stop closes it.
+func serveAt(addr, path string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	srv := httpserver.New(mux, httpserver.Default, log)
+	go srv.Serve(httpserver.Listener(lis, httpserver.Default))
+	log.Info("serving", "url", "http://"+lis.Addr().String()+path)
+	return func() { srv.Close() }, nil
 }

@@ -71,7 +71,7 @@ func refuse(r *http.Request) (int, string) {
 	switch {
 	case !IsPeer(r):
 		return http.StatusForbidden, "the management endpoint answers loopback peers only"
-	case !isLoopbackHost(r.Host):
+	case !IsHost(r.Host):
 		return http.StatusForbidden, fmt.Sprintf("Host %q is not a loopback address or localhost", r.Host)
 	case r.Header.Get("Origin") != "" && !isLoopbackOrigin(r.Header.Get("Origin")):
 		return http.StatusForbidden, fmt.Sprintf("Origin %q is not on loopback: management endpoints take no cross-origin requests", r.Header.Get("Origin"))
@@ -85,9 +85,10 @@ func refuse(r *http.Request) (int, string) {
 	return 0, ""
 }
 
-// isLoopbackHost reports whether a Host header (host or host:port) names
-// localhost or a loopback address.
-func isLoopbackHost(host string) bool {
+// IsHost reports whether a host (a Host header, a URL's host: host or
+// host:port, IPv6 in brackets or not) names localhost or a loopback
+// address.
+func IsHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
@@ -106,5 +107,5 @@ func isLoopbackOrigin(origin string) bool {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return false
 	}
-	return isLoopbackHost(u.Host)
+	return IsHost(u.Host)
 }
