@@ -60,7 +60,9 @@ func (s *Server) shardHandler(sh *shard, path string, app ctfe.AppHandler) http.
 			h.ServeHTTP(rw, r)
 		case strings.HasSuffix(path, ct.GetEntriesPath):
 			clampGetEntries(r, sh.cfg.MaxGetEntries)
-			h.ServeHTTP(rw, r)
+			if !s.serveEntries(sh, rw, r) {
+				h.ServeHTTP(rw, r)
+			}
 		case strings.HasSuffix(path, ct.GetProofByHashPath):
 			if msg := s.checkTreeSize(r, sh); msg != "" {
 				http.Error(rw, "Bad Request\n"+msg, http.StatusBadRequest)

@@ -3,6 +3,7 @@ package ctlog_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ctstage/ctstage/ctlog"
 )
 
 func TestGetEntriesLimit(t *testing.T) {
@@ -272,4 +275,82 @@ func FuzzReadEndpoints(f *testing.F) {
 			t.Errorf("%s?%s: status %d with no explanation: %q", path, query, code, msg)
 		}
 	})
+}
+
+// TestGetEntriesSameAsCtfe checks that ctstage's own get-entries path
+// answers every request exactly as ctfe does: status, caching headers
+// and body to the byte, over ranges that are whole, cut to the limit,
+// aligned, partial at the tree's end, beyond it, and malformed.
+func TestGetEntriesSameAsCtfe(t *testing.T) {
+	l := newTestLog(t, parseConfig(t, strings.Replace(oneShard, "max_get_entries: 3", "max_get_entries: 4", 1)))
+	for i := range 10 {
+		pre := i%2 == 0
+		chain, err := l.ca.Leaf(fmt.Sprintf("same-%d.example.com", i), time.Now().AddDate(0, 1, 0), pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := "add-chain"
+		if pre {
+			ep = "add-pre-chain"
+		}
+		if code, body := l.post(t, ep, chainJSON(chain)); code != 200 {
+			t.Fatalf("add-chain: %d %s", code, body)
+		}
+	}
+	waitTreeSize(t, l, 10)
+	fetch := func(method, query string) (int, http.Header, string) {
+		req, err := http.NewRequest(method, l.http.URL+"/test/ct/v1/get-entries?"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rsp.Body.Close()
+		b, _ := io.ReadAll(rsp.Body)
+		return rsp.StatusCode, rsp.Header, string(b)
+	}
+	defer ctlog.SetCtfeEntriesOnly(false)
+	for _, tc := range []struct {
+		method, query string
+		status, n     int
+	}{
+		{"GET", "start=0&end=3", 200, 4},
+		{"GET", "start=0&end=100", 200, 4},       // cut to the limit
+		{"GET", "start=1&end=100", 200, 3},       // cut, then aligned to a multiple of 4
+		{"GET", "start=2&end=3", 200, 2},         // short of the limit: not aligned
+		{"GET", "start=9&end=9", 200, 1},         // the last entry
+		{"GET", "start=8&end=11", 200, 2},        // partial at the tree's end
+		{"GET", "start=10&end=12", 400, 0},       // beyond the tree
+		{"GET", "start=5&end=4", 400, 0},         // reversed
+		{"GET", "start=-1&end=4", 400, 0},        // negative
+		{"GET", "start=x&end=4", 400, 0},         // not a number
+		{"GET", "end=4", 400, 0},                 // missing start
+		{"GET", "start=0&end=1&%zz", 400, 0},     // a query ParseForm refuses
+		{"GET", "start=0&start=5&end=6", 200, 4}, // the first value counts
+		{"POST", "start=0&end=3", 405, 0},
+	} {
+		ctlog.SetCtfeEntriesOnly(true)
+		wantStatus, wantHdr, want := fetch(tc.method, tc.query)
+		ctlog.SetCtfeEntriesOnly(false)
+		status, hdr, got := fetch(tc.method, tc.query)
+		if wantStatus != tc.status {
+			t.Errorf("%s %s: ctfe answered %d, the test expects %d: %s", tc.method, tc.query, wantStatus, tc.status, want)
+		}
+		if status != wantStatus || got != want {
+			t.Errorf("%s %s: %d %q, ctfe %d %q", tc.method, tc.query, status, got, wantStatus, want)
+		}
+		for _, h := range []string{"Cache-Control", "Content-Type"} {
+			if hdr.Get(h) != wantHdr.Get(h) {
+				t.Errorf("%s %s: %s %q, ctfe %q", tc.method, tc.query, h, hdr.Get(h), wantHdr.Get(h))
+			}
+		}
+		if status == 200 {
+			var rsp struct{ Entries []json.RawMessage }
+			if err := json.Unmarshal([]byte(got), &rsp); err != nil || len(rsp.Entries) != tc.n {
+				t.Errorf("%s %s: %d entries (%v), want %d", tc.method, tc.query, len(rsp.Entries), err, tc.n)
+			}
+		}
+	}
 }

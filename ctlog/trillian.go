@@ -27,10 +27,13 @@ import (
 // connection (bufconn), so ctfe uses them exactly as it would a remote
 // Trillian, without a socket.
 type trillianServer struct {
-	grpc      *grpc.Server
-	lis       *bufconn.Listener
-	conn      *grpc.ClientConn
-	log       trillian.TrillianLogClient
+	grpc *grpc.Server
+	lis  *bufconn.Listener
+	conn *grpc.ClientConn
+	log  trillian.TrillianLogClient
+	// direct is the log server itself, for the read path that skips
+	// gRPC (serveEntries).
+	direct    *server.TrillianLogRPCServer
 	admin     trillian.TrillianAdminClient
 	sequencer *log.OperationManager
 	held      *heldSequencer
@@ -90,7 +93,8 @@ func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf moni
 	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(interceptor.ErrorWrapper), grpc.MaxRecvMsgSize(64<<20))
 	trillian.RegisterTrillianAdminServer(g, admin.New(registry, []trillian.TreeType{trillian.TreeType_LOG}))
-	trillian.RegisterTrillianLogServer(g, server.NewTrillianLogRPCServer(registry, clock.System))
+	direct := server.NewTrillianLogRPCServer(registry, clock.System)
+	trillian.RegisterTrillianLogServer(g, direct)
 
 	lis := bufconn.Listen(1 << 20)
 	conn, err := grpc.NewClient("passthrough:///trillian",
@@ -105,6 +109,7 @@ func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf moni
 		lis:    lis,
 		conn:   conn,
 		log:    trillian.NewTrillianLogClient(conn),
+		direct: direct,
 		admin:  trillian.NewTrillianAdminClient(conn),
 		served: make(chan struct{}),
 	}

@@ -1,13 +1,16 @@
 package scalebench
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/client"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -42,8 +46,20 @@ func (b *bench) measure(ctx context.Context, signer crypto.Signer) (*Size, error
 	if s.Proofs, err = b.proofs(ctx, sth); err != nil {
 		return s, fmt.Errorf("get-proof-by-hash: %w", err)
 	}
-	if s.Entries, err = b.entries(ctx, sth.TreeSize); err != nil {
+	if s.Entries, err = b.entries(ctx, b.lc, b.logURL, "entries", sth.TreeSize); err != nil {
 		return s, fmt.Errorf("get-entries: %w", err)
+	}
+	if b.cfg.Stock != "" {
+		if b.stock == nil {
+			if b.stock, err = b.startStock(ctx); err != nil {
+				return s, err
+			}
+		}
+		e, err := b.entries(ctx, b.stock.lc, b.stock.url, "stock-entries", sth.TreeSize)
+		if err != nil {
+			return s, fmt.Errorf("get-entries from the stock stack: %w", err)
+		}
+		s.StockEntries = &e
 	}
 	if b.cfg.Monitor {
 		if s.Monitor, err = b.monitorCatchUp(ctx, sth.TreeSize); err != nil {
@@ -251,35 +267,49 @@ func (b *bench) parallel(ctx context.Context, n, workers int, f func(ctx context
 }
 
 // entries reads sequential ranges of get-entries from random starts for
-// EntriesDuration with EntriesClients readers.
-func (b *bench) entries(ctx context.Context, size uint64) (Entries, error) {
+// EntriesDuration with EntriesClients readers, from the log at logURL
+// through lc (or, with the raw reader, plain HTTP); phase names its
+// profile.
+func (b *bench) entries(ctx context.Context, lc *client.LogClient, logURL, phase string, size uint64) (Entries, error) {
 	run := min(uint64(b.cfg.EntriesRun), size)
-	e := Entries{Clients: b.cfg.EntriesClients, Run: run, LoadStart: loadAvg()}
-	defer b.profile("entries", size)()
+	e := Entries{Clients: b.cfg.EntriesClients, Run: run, Reader: b.cfg.EntriesReader, LoadStart: loadAvg()}
+	defer b.profile(phase, size)()
 	var entries, requests, bytes atomic.Int64
 	deadline := time.Now().Add(b.cfg.EntriesDuration)
 	t0 := time.Now()
 	err := b.parallel(ctx, b.cfg.EntriesClients, b.cfg.EntriesClients, func(ctx context.Context, _ int) error {
+		var raw rawReader
 		for time.Now().Before(deadline) {
 			start := rand.Uint64N(size - run + 1)
 			end := start + run // exclusive
 			for pos := start; pos < end && time.Now().Before(deadline); {
-				rsp, err := b.lc.GetRawEntries(ctx, int64(pos), int64(end-1))
-				if err != nil {
-					return err
+				var got uint64
+				var nb int
+				if b.cfg.EntriesReader == ReaderRaw {
+					n, body, err := raw.get(ctx, b.hc, logURL, pos, end-1)
+					if err != nil {
+						return err
+					}
+					got, nb = n, body
+				} else {
+					rsp, err := lc.GetRawEntries(ctx, int64(pos), int64(end-1))
+					if err != nil {
+						return err
+					}
+					got = uint64(len(rsp.Entries))
+					if got > 0 {
+						// A sample of correctness: the first entry parses as
+						// a precertificate entry.
+						if _, err := ct.LogEntryFromLeaf(int64(pos), &rsp.Entries[0]); err != nil {
+							return fmt.Errorf("entry %d: %w", pos, err)
+						}
+					}
+					for _, le := range rsp.Entries {
+						nb += len(le.LeafInput) + len(le.ExtraData)
+					}
 				}
-				got := uint64(len(rsp.Entries))
 				if got == 0 || got > end-pos {
 					return fmt.Errorf("get-entries [%d, %d]: %d entries", pos, end-1, got)
-				}
-				// A sample of correctness: the first entry parses as a
-				// precertificate entry.
-				if _, err := ct.LogEntryFromLeaf(int64(pos), &rsp.Entries[0]); err != nil {
-					return fmt.Errorf("entry %d: %w", pos, err)
-				}
-				var nb int
-				for _, le := range rsp.Entries {
-					nb += len(le.LeafInput) + len(le.ExtraData)
 				}
 				entries.Add(int64(got))
 				requests.Add(1)
@@ -299,6 +329,71 @@ func (b *bench) entries(ctx context.Context, size uint64) (Entries, error) {
 		e.MBPerSec = float64(bytes.Load()) / 1e6 / elapsed.Seconds()
 	}
 	return e, err
+}
+
+// Readers of get-entries (Config.EntriesReader).
+const (
+	// ReaderCTGo is ct-go's client: every answer decoded, as a monitor
+	// built on it reads.
+	ReaderCTGo = "ct-go"
+	// ReaderRaw reads each answer's bytes and counts its entries, so
+	// that the figure is the log's and not the client's: decoding the
+	// JSON costs more CPU than serving it.
+	ReaderRaw = "raw"
+)
+
+// rawReader is one reader's state for ReaderRaw.
+type rawReader struct {
+	buf  bytes.Buffer
+	seen int
+}
+
+// rawCheckEvery is how often the raw reader decodes an answer in full
+// and checks its count and first entry.
+const rawCheckEvery = 50
+
+var leafInputKey = []byte(`"leaf_input"`)
+
+// get fetches get-entries [start, end] and returns how many entries the
+// answer holds and its size in bytes.
+func (r *rawReader) get(ctx context.Context, hc *http.Client, logURL string, start, end uint64) (uint64, int, error) {
+	u := fmt.Sprintf("%s/ct/v1/get-entries?start=%d&end=%d", strings.TrimSuffix(logURL, "/"), start, end)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	rsp, err := hc.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rsp.Body.Close()
+	r.buf.Reset()
+	if _, err := r.buf.ReadFrom(rsp.Body); err != nil {
+		return 0, 0, err
+	}
+	body := r.buf.Bytes()
+	if rsp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("get-entries [%d, %d]: %s: %.200s", start, end, rsp.Status, body)
+	}
+	if !bytes.HasPrefix(body, []byte(`{"entries":[`)) {
+		return 0, 0, fmt.Errorf("get-entries [%d, %d]: not a get-entries answer: %.200s", start, end, body)
+	}
+	n := uint64(bytes.Count(body, leafInputKey))
+	if r.seen++; r.seen%rawCheckEvery == 1 {
+		var full ct.GetEntriesResponse
+		if err := json.Unmarshal(body, &full); err != nil {
+			return 0, 0, fmt.Errorf("get-entries [%d, %d]: %w", start, end, err)
+		}
+		if uint64(len(full.Entries)) != n {
+			return 0, 0, fmt.Errorf("get-entries [%d, %d]: %d entries decoded, %d counted", start, end, len(full.Entries), n)
+		}
+		if n > 0 {
+			if _, err := ct.LogEntryFromLeaf(int64(start), &full.Entries[0]); err != nil {
+				return 0, 0, fmt.Errorf("entry %d: %w", start, err)
+			}
+		}
+	}
+	return n, len(body), nil
 }
 
 // add measures add-pre-chain with loadgen.

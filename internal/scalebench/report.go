@@ -81,6 +81,9 @@ type Size struct {
 	Disk    Disk    `json:"disk"`
 	Proofs  Proofs  `json:"get_proof_by_hash"`
 	Entries Entries `json:"get_entries"`
+	// StockEntries is get-entries from the stock Trillian + ct_server
+	// stack on the same database, when Config.Stock asked.
+	StockEntries *Entries `json:"stock_get_entries,omitempty"`
 	// Monitor is the monitor's catch-up, when Config.Monitor asked.
 	Monitor *MonitorRun `json:"monitor,omitempty"`
 	// Certspotter is certspotter's catch-up, when Config.Certspotter
@@ -112,12 +115,13 @@ type Proofs struct {
 type Entries struct {
 	Clients    int     `json:"clients"`
 	Run        uint64  `json:"run"` // length of each sequential range
+	Reader     string  `json:"reader"`
 	Entries    int64   `json:"entries"`
 	Requests   int64   `json:"requests"`
 	Elapsed    Millis  `json:"elapsed_ms"`
 	PerSec     float64 `json:"entries_per_sec"`
 	PerRequest float64 `json:"entries_per_request"`
-	MBPerSec   float64 `json:"mb_per_sec"` // of leaf_input + extra_data, decoded
+	MBPerSec   float64 `json:"mb_per_sec"` // of leaf_input + extra_data, decoded (raw reader: of the JSON answers)
 	LoadStart  string  `json:"loadavg_start"`
 	LoadEnd    string  `json:"loadavg_end"`
 }
@@ -153,8 +157,16 @@ func (r *Report) WriteReport(w io.Writer) error {
 		fmt.Fprintf(&b, "  get-proof-by-hash  %d proofs, %d clients: p50 %s p99 %s max %s, %.0f/s; %d verified; load %s -> %s\n",
 			p.Latency.N, p.Clients, round(p.Latency.P50), round(p.Latency.P99), round(p.Latency.Max), p.PerSec, p.Verified, p.LoadStart, p.LoadEnd)
 		e := s.Entries
-		fmt.Fprintf(&b, "  get-entries        %d clients, ranges of %d: %.0f entries/s (%.1f MB/s), %d entries in %d requests (%.0f per answer) in %s; load %s -> %s\n",
-			e.Clients, e.Run, e.PerSec, e.MBPerSec, e.Entries, e.Requests, e.PerRequest, round(e.Elapsed), e.LoadStart, e.LoadEnd)
+		fmt.Fprintf(&b, "  get-entries        %d %s clients, ranges of %d: %.0f entries/s (%.1f MB/s), %d entries in %d requests (%.0f per answer) in %s; load %s -> %s\n",
+			e.Clients, e.Reader, e.Run, e.PerSec, e.MBPerSec, e.Entries, e.Requests, e.PerRequest, round(e.Elapsed), e.LoadStart, e.LoadEnd)
+		if st := s.StockEntries; st != nil {
+			ratio := 0.0
+			if st.PerSec > 0 {
+				ratio = e.PerSec / st.PerSec
+			}
+			fmt.Fprintf(&b, "  stock get-entries  %d %s clients, ranges of %d: %.0f entries/s (%.1f MB/s), %d entries in %d requests in %s; ctstage %.2fx; load %s -> %s\n",
+				st.Clients, st.Reader, st.Run, st.PerSec, st.MBPerSec, st.Entries, st.Requests, round(st.Elapsed), ratio, st.LoadStart, st.LoadEnd)
+		}
 		if m := s.Monitor; m != nil {
 			fmt.Fprintf(&b, "  monitor catch-up   %d entries in %s: %.0f entries/s (%d parallel get-entries, root recomputed); heap in use %v MB, peak %.0f MB; load %s -> %s\n",
 				m.Entries, round(m.Elapsed), m.PerSec, m.Parallel, mbs(m.HeapMB), m.PeakHeapMB, m.LoadStart, m.LoadEnd)

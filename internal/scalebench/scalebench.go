@@ -87,6 +87,8 @@ type Config struct {
 	EntriesDuration time.Duration
 	// EntriesClients are concurrent readers. Default 4.
 	EntriesClients int
+	// EntriesReader is ReaderCTGo (default) or ReaderRaw.
+	EntriesReader string
 	// EntriesRun is the length of each sequential range a reader fetches
 	// from a random start, in as many requests as the log's partial answers
 	// need. Default 10000 (or the tree size, if smaller).
@@ -104,6 +106,12 @@ type Config struct {
 	// Certspotter, when set, is the path of a certspotter binary run on
 	// the whole tree at each size after the monitor, for comparison.
 	Certspotter string
+	// Stock, when set, is a directory holding the stock stack's binaries
+	// (Trillian's trillian_log_server and ct-go's ct_server). At each size
+	// they are started on the shard's own MySQL database and get-entries
+	// is measured against them right after ctstage's, with the same
+	// readers. MySQL storage only.
+	Stock string
 	// SequencerBatchSize is the shard's sequencer batch size (ctlog's
 	// sequencer_batch_size) for the whole run. Default 16384.
 	SequencerBatchSize int
@@ -141,6 +149,9 @@ func (c Config) withDefaults() Config {
 	defD(&c.EntriesDuration, 10*time.Second)
 	def(&c.EntriesClients, 4)
 	def(&c.EntriesRun, 10000)
+	if c.EntriesReader == "" {
+		c.EntriesReader = ReaderCTGo
+	}
 	def(&c.BulkBatch, 4096)
 	def(&c.BulkBacklog, 65536)
 	def(&c.SequencerBatchSize, 16384)
@@ -167,6 +178,12 @@ func (c Config) check() error {
 	if len(des) > 0 {
 		return fmt.Errorf("%w: %s is not empty; every run starts from an empty tree", ErrConfig, c.DataDir)
 	}
+	if r := c.EntriesReader; r != "" && r != ReaderCTGo && r != ReaderRaw {
+		return fmt.Errorf("%w: get-entries reader %q: want %q or %q", ErrConfig, r, ReaderCTGo, ReaderRaw)
+	}
+	if c.Stock != "" && !strings.HasPrefix(c.Storage, "mysql://") {
+		return fmt.Errorf("%w: the stock stack reads MySQL only; give a mysql:// storage", ErrConfig)
+	}
 	return nil
 }
 
@@ -186,6 +203,7 @@ type bench struct {
 	chain    []*x509.Certificate
 	notAfter time.Time
 	next     uint64 // index of the next bulk entry, for its name
+	stock    *stockStack
 }
 
 // Run grows the tree to each of cfg.Sizes and measures there. It returns
@@ -271,6 +289,11 @@ logs:
 	if err := b.setup(ctx, baseURL); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if b.stock != nil {
+			b.stock.stop()
+		}
+	}()
 	if b.gen, err = newLeafGen(issuer, signer, chain, b.notAfter); err != nil {
 		return nil, err
 	}
