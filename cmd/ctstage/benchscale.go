@@ -39,6 +39,7 @@ func benchScaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.BoolVar(&cfg.Monitor, "monitor", false, "also time ctstage monitor's catch-up on the whole tree at each size (root recomputed)")
 	fs.StringVar(&cfg.Certspotter, "certspotter", "", "path of a certspotter binary: also time its catch-up on the whole tree at each size")
 	fs.StringVar(&cfg.Stock, "stock", "", "directory with the stock stack's trillian_log_server and ct_server: also measure get-entries through them on the same MySQL database (scripts/bench-compare.sh)")
+	tiledLog := fs.Bool("tiled", false, "grow a tiled (Static CT API) log on Tessera's POSIX backend instead, and measure its disk use and, with --monitor, the monitor's catch-up")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -76,7 +77,11 @@ func benchScaleCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg.Sizes = slices.Compact(cfg.Sizes)
 	logging.RouteKlog(log.With("component", "trillian"))
 
-	rep, err := scalebench.Run(ctx, cfg)
+	run := scalebench.Run
+	if *tiledLog {
+		run = scalebench.RunTiled
+	}
+	rep, err := run(ctx, cfg)
 	if rep != nil {
 		if *asJSON {
 			enc := json.NewEncoder(stdout)

@@ -164,6 +164,7 @@ func offsets(b, sub []byte) []int {
 type entry struct {
 	leaf    *trillian.LogLeaf
 	precert []byte
+	tbs     []byte // the TBSCertificate as logged
 }
 
 // make builds the entry with the given index (0 <= index < 10^12) and SCT
@@ -220,5 +221,5 @@ func (g *leafGen) make(index uint64, timestamp uint64) (*entry, error) {
 		return nil, err
 	}
 	leaf.MerkleLeafHash = rfc6962.DefaultHasher.HashLeaf(leaf.LeafValue)
-	return &entry{leaf: leaf, precert: der}, nil
+	return &entry{leaf: leaf, precert: der, tbs: leafTBS}, nil
 }

@@ -62,7 +62,11 @@ func (b *bench) measure(ctx context.Context, signer crypto.Signer) (*Size, error
 		s.StockEntries = &e
 	}
 	if b.cfg.Monitor {
-		if s.Monitor, err = b.monitorCatchUp(ctx, sth.TreeSize); err != nil {
+		list, err := json.Marshal(b.srv.LogList())
+		if err != nil {
+			return s, err
+		}
+		if s.Monitor, err = b.monitorCatchUp(ctx, list, sth.TreeSize); err != nil {
 			return s, fmt.Errorf("monitor catch-up: %w", err)
 		}
 	}

@@ -154,11 +154,15 @@ func (r *Report) WriteReport(w io.Writer) error {
 		fmt.Fprintf(&b, "  disk               %.1f MB, %.0f B/entry (%s; WAL %.1f MB)\n",
 			float64(s.Disk.Bytes)/1e6, s.Disk.PerEntry, s.Disk.What, float64(s.Disk.WALBytes)/1e6)
 		p := s.Proofs
-		fmt.Fprintf(&b, "  get-proof-by-hash  %d proofs, %d clients: p50 %s p99 %s max %s, %.0f/s; %d verified; load %s -> %s\n",
-			p.Latency.N, p.Clients, round(p.Latency.P50), round(p.Latency.P99), round(p.Latency.Max), p.PerSec, p.Verified, p.LoadStart, p.LoadEnd)
+		if p.Clients > 0 {
+			fmt.Fprintf(&b, "  get-proof-by-hash  %d proofs, %d clients: p50 %s p99 %s max %s, %.0f/s; %d verified; load %s -> %s\n",
+				p.Latency.N, p.Clients, round(p.Latency.P50), round(p.Latency.P99), round(p.Latency.Max), p.PerSec, p.Verified, p.LoadStart, p.LoadEnd)
+		}
 		e := s.Entries
-		fmt.Fprintf(&b, "  get-entries        %d %s clients, ranges of %d: %.0f entries/s (%.1f MB/s), %d entries in %d requests (%.0f per answer) in %s; load %s -> %s\n",
-			e.Clients, e.Reader, e.Run, e.PerSec, e.MBPerSec, e.Entries, e.Requests, e.PerRequest, round(e.Elapsed), e.LoadStart, e.LoadEnd)
+		if e.Clients > 0 {
+			fmt.Fprintf(&b, "  get-entries        %d %s clients, ranges of %d: %.0f entries/s (%.1f MB/s), %d entries in %d requests (%.0f per answer) in %s; load %s -> %s\n",
+				e.Clients, e.Reader, e.Run, e.PerSec, e.MBPerSec, e.Entries, e.Requests, e.PerRequest, round(e.Elapsed), e.LoadStart, e.LoadEnd)
+		}
 		if st := s.StockEntries; st != nil {
 			ratio := 0.0
 			if st.PerSec > 0 {
