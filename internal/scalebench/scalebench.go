@@ -24,6 +24,7 @@ package scalebench
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -217,13 +218,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	caDir := filepath.Join(cfg.DataDir, "loadtest-ca")
-	if err := os.MkdirAll(caDir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := loadgen.WriteCA(caDir, time.Now()); err != nil {
-		return nil, fmt.Errorf("couldn't make the load-test CA: %w", err)
-	}
-	issuer, signer, chain, err := loadgen.LoadCA(caDir)
+	issuer, signer, chain, err := makeCA(caDir)
 	if err != nil {
 		return nil, err
 	}
@@ -315,6 +310,17 @@ logs:
 		}
 	}
 	return rep, nil
+}
+
+// makeCA writes a new load-test CA into dir and loads it.
+func makeCA(dir string) (*x509.Certificate, crypto.Signer, []*x509.Certificate, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := loadgen.WriteCA(dir, time.Now()); err != nil {
+		return nil, nil, nil, fmt.Errorf("couldn't make the load-test CA: %w", err)
+	}
+	return loadgen.LoadCA(dir)
 }
 
 // setup finds the shard's tree, URL and key, and waits for it to answer.

@@ -200,3 +200,26 @@ func BenchmarkLeafGen(b *testing.B) {
 		i++
 	}
 }
+
+// TestRunTiled grows a tiled log in two steps and has the monitor catch
+// up from its data tiles at each size, the root recomputed, no alert.
+func TestRunTiled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := RunTiled(ctx, Config{DataDir: filepath.Join(t.TempDir(), "data"), Sizes: []uint64{300, 1000}, Monitor: true})
+	if err != nil {
+		t.Fatalf("%v\n%v", err, rep)
+	}
+	t.Logf("\n%s", rep)
+	if len(rep.Bulk) != 2 || len(rep.Sizes) != 2 {
+		t.Fatalf("%d bulk loads and %d sizes, want 2 and 2", len(rep.Bulk), len(rep.Sizes))
+	}
+	for _, s := range rep.Sizes {
+		if m := s.Monitor; m == nil || m.Entries != s.Size || m.Alerts != 0 {
+			t.Errorf("at %d: monitor %+v", s.Size, m)
+		}
+		if s.Disk.Bytes <= 0 {
+			t.Errorf("at %d: %d bytes on disk", s.Size, s.Disk.Bytes)
+		}
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -23,7 +22,6 @@ import (
 	"github.com/transparency-dev/tessera/ctonly"
 
 	"github.com/ctstage/ctstage/ctlog/tiled"
-	"github.com/ctstage/ctstage/internal/loadgen"
 )
 
 // RunTiled is Run for a tiled (Static CT API) log on Tessera's POSIX
@@ -42,13 +40,7 @@ func RunTiled(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("%w: the tiled benchmark runs on the POSIX backend only", ErrConfig)
 	}
 	caDir := filepath.Join(cfg.DataDir, "loadtest-ca")
-	if err := os.MkdirAll(caDir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := loadgen.WriteCA(caDir, time.Now()); err != nil {
-		return nil, fmt.Errorf("couldn't make the load-test CA: %w", err)
-	}
-	issuer, signer, chain, err := loadgen.LoadCA(caDir)
+	issuer, signer, chain, err := makeCA(caDir)
 	if err != nil {
 		return nil, err
 	}
