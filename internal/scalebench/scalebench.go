@@ -312,6 +312,14 @@ logs:
 	return rep, nil
 }
 
+// newHTTPClient is the benchmark's client: connections kept for 64
+// concurrent requests to one host.
+func newHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: tr, Timeout: time.Minute}
+}
+
 // makeCA writes a new load-test CA into dir and loads it.
 func makeCA(dir string) (*x509.Certificate, crypto.Signer, []*x509.Certificate, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -346,9 +354,7 @@ func (b *bench) setup(ctx context.Context, baseURL string) error {
 	if !strings.HasPrefix(b.logURL, baseURL) {
 		return fmt.Errorf("log URL %s is not under %s", b.logURL, baseURL)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	b.hc = &http.Client{Transport: tr, Timeout: time.Minute}
+	b.hc = newHTTPClient()
 	if b.lc, err = b.newClient(); err != nil {
 		return err
 	}

@@ -89,11 +89,9 @@ func RunTiled(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
 	b := &bench{cfg: cfg, log: cfg.Logger, issuer: issuer, chain: chain, pubKey: spki,
 		logURL:   base + "/" + ShardName + "/",
-		hc:       &http.Client{Transport: tr, Timeout: time.Minute},
+		hc:       newHTTPClient(),
 		notAfter: notAfter, gen: gen}
 	list, err := tiledLogList(b.logURL, spki)
 	if err != nil {
