@@ -15,6 +15,7 @@ import (
 
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -121,7 +122,7 @@ func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 
 // tilePath matches tile/<L>/<N>[.p/<W>] and tile/data/<N>[.p/<W>]
 // (c2sp.org/static-ct-api): L 0-5, N in 3-digit elements all but the
-// last prefixed x, W 1-255, no leading zeroes.
+// last prefixed x (1234067 is x001/x234/067), W 1-255, no leading zeroes.
 var tilePath = regexp.MustCompile(`^tile/(data|[0-5])/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?$`)
 
 // parseTile reads a tile path (without the log's prefix): its level
@@ -131,7 +132,11 @@ func parseTile(p string) (level, n, width uint64, ok bool) {
 	if m == nil {
 		return 0, 0, 0, false
 	}
-	n, err := strconv.ParseUint(strings.ReplaceAll(m[2], "x", ""), 10, 64)
+	n, err := strconv.ParseUint(strings.NewReplacer("x", "", "/", "").Replace(m[2]), 10, 64)
+	if err == nil && layout.NWithSuffix(0, n, 0) != m[2] {
+		// Not the one encoding of n (an element x000 in front).
+		return 0, 0, 0, false
+	}
 	level = dataLevel
 	if m[1] != "data" {
 		level, _ = strconv.ParseUint(m[1], 10, 8)

@@ -57,7 +57,8 @@ func (b *bench) monitorCatchUp(ctx context.Context, list []byte, size uint64) (*
 	defer os.RemoveAll(dir)
 	sink := &countSink{}
 	const parallel = 4
-	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: dir, Sink: sink, HTTPClient: b.hc, Parallel: parallel, SaveEvery: 100_000})
+	m, err := monitor.New(monitor.Options{Logs: ll, StateDir: dir, Sink: sink, HTTPClient: b.hc, Parallel: parallel, SaveEvery: 100_000,
+		Logger: b.log.With("phase", "monitor")})
 	if err != nil {
 		return nil, err
 	}
