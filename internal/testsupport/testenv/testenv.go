@@ -9,7 +9,13 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +98,129 @@ func hostPart(s string) string {
 		}
 	}
 	return s
+}
+
+// Etcd is an etcd server that a test started on loopback, in a
+// directory of its own, so that the test can stop and start it.
+type Etcd struct {
+	// Endpoint is its client URL, e.g. "http://127.0.0.1:23790".
+	Endpoint string
+
+	t          testing.TB
+	dir        string
+	client     string
+	peer       string
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	stopped    bool
+	stdoutPath string
+}
+
+// StartEtcd starts Debian's etcd (etcd-server, /usr/bin/etcd, or
+// $CTSTAGE_TEST_ETCD) on two free loopback ports; it stops when the test
+// ends.
+func StartEtcd(t testing.TB) *Etcd {
+	t.Helper()
+	bin := os.Getenv("CTSTAGE_TEST_ETCD")
+	if bin == "" {
+		bin = "etcd"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		Unavailable(t, "no etcd binary (apt-get install -y etcd-server, or set CTSTAGE_TEST_ETCD): %v", err)
+	}
+	ports := freePorts(t, 2)
+	e := &Etcd{t: t, dir: t.TempDir(),
+		client: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		peer:   fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	e.Endpoint = e.client
+	e.stdoutPath = filepath.Join(e.dir, "etcd.log")
+	e.start(path)
+	t.Cleanup(func() {
+		e.Stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(e.stdoutPath); err == nil && len(b) > 0 {
+				t.Logf("etcd's log (last 4 KiB):\n%s", b[max(0, len(b)-4096):])
+			}
+		}
+	})
+	return e
+}
+
+func (e *Etcd) start(path string) {
+	e.t.Helper()
+	out, err := os.OpenFile(e.stdoutPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(path, "--name", "test", "--data-dir", filepath.Join(e.dir, "data"),
+		"--listen-client-urls", e.client, "--advertise-client-urls", e.client,
+		"--listen-peer-urls", e.peer, "--initial-advertise-peer-urls", e.peer,
+		"--initial-cluster", "test="+e.peer, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		e.t.Fatalf("couldn't start etcd: %v", err)
+	}
+	out.Close()
+	e.cmd, e.exited, e.stopped = cmd, make(chan struct{}), false
+	go func() { cmd.Wait(); close(e.exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rsp, err := http.Get(e.client + "/health")
+		if err == nil {
+			body, _ := io.ReadAll(rsp.Body)
+			rsp.Body.Close()
+			if rsp.StatusCode == http.StatusOK && strings.Contains(string(body), "true") {
+				return
+			}
+		}
+		select {
+		case <-e.exited:
+			e.t.Fatalf("etcd exited at start; its log is in %s", e.stdoutPath)
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("etcd at %s not healthy after 20 s: %v", e.client, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills etcd (SIGKILL: an outage, not a shutdown). Its data stays.
+func (e *Etcd) Stop() {
+	if e.stopped {
+		return
+	}
+	e.cmd.Process.Kill()
+	<-e.exited
+	e.stopped = true
+}
+
+// Restart starts a stopped etcd again on the same ports and data.
+func (e *Etcd) Restart() {
+	e.t.Helper()
+	if !e.stopped {
+		e.t.Fatal("etcd is running")
+	}
+	e.start(e.cmd.Path)
+}
+
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
 }
