@@ -16,6 +16,7 @@ import (
 	"github.com/google/trillian"
 	tstorage "github.com/google/trillian/storage"
 	"github.com/google/trillian/types"
+	"github.com/google/trillian/util/election2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -24,8 +25,23 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	// DataDir holds the shards' keys (DataDir/logs/<shard>.key, mode 0600).
+	// DataDir holds the shards' states (DataDir/logs/<shard>.state.json)
+	// and, unless KeysDir is set, their keys.
 	DataDir string
+	// KeysDir holds the shards' keys (KeysDir/logs/<shard>.key, mode
+	// 0600) and the markers binding them to their trees: every process
+	// of a scale-out deployment reads the same ones. Default DataDir.
+	KeysDir string
+	// Role is what this process does with the shards; zero is
+	// RoleFrontend|RoleSequencer.
+	Role Role
+	// Election, when set, elects one sequencer per tree among the
+	// processes with RoleSequencer (Trillian's election2); nil
+	// sequences every tree in this process.
+	Election election2.Factory
+	// Lock, when set, serializes the provisioning of keys and trees
+	// among the processes on one storage (see storage.Backend.Lock).
+	Lock func(ctx context.Context, purpose string) (unlock func(), err error)
 	// Config is the topology and tuning; see DefaultConfig.
 	Config Config
 	// LogStorage and AdminStorage back the Trillian trees (see package
@@ -48,6 +64,20 @@ type Options struct {
 	// ctfe's ctfe_*); nil registers none.
 	Registerer prometheus.Registerer
 }
+
+// Role is a process's part in a deployment of several processes.
+type Role uint8
+
+const (
+	// RoleFrontend serves the shards' HTTP APIs: the RFC 6962 handlers
+	// (ctfe on Trillian's log server) and the tiled shards.
+	RoleFrontend Role = 1 << iota
+	// RoleSequencer integrates queued entries into the RFC 6962 trees and
+	// signs their roots: Trillian's sequencer, behind Options.Election.
+	RoleSequencer
+)
+
+func (r Role) has(x Role) bool { return r == 0 || r&x != 0 }
 
 // Server runs the shards of one ctstage: Trillian in-process and one ctfe
 // personality per shard.
@@ -86,8 +116,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if len(opts.RootFiles) == 0 {
 		return nil, errors.New("ctlog: no accepted roots")
 	}
+	if opts.KeysDir == "" {
+		opts.KeysDir = opts.DataDir
+	}
 	mf := metricFactory{reg: opts.Registerer, prefix: "trillian_"}
-	ts, err := newTrillianServer(opts.LogStorage, opts.AdminStorage, mf, opts.Config)
+	ts, err := newTrillianServer(opts.LogStorage, opts.AdminStorage, mf, opts.Config, opts.Election)
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +132,21 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		// this server serves. Two servers in one process share it.
 		ctfe.MaxGetEntriesAllowed = m
 	}
+	if opts.Lock != nil {
+		// One process at a time creates keys and trees, so that processes
+		// starting together on an empty database agree on them.
+		unlock, err := opts.Lock(ctx, "shards")
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		defer unlock()
+	}
 	var roots [][]byte
 	for _, sc := range opts.Config.Shards() {
+		if sc.Tiled() && !opts.Role.has(RoleFrontend) {
+			continue // a tiled shard has no sequencer of its own to run
+		}
 		if sc.Tiled() {
 			if roots == nil {
 				if roots, err = rootsDER(opts.RootFiles); err != nil {
@@ -122,7 +168,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			}
 			continue
 		}
-		sh, err := newShard(ctx, ts, sc, opts.Config, opts.DataDir, opts.RootFiles, metricFactory{reg: opts.Registerer, prefix: "ctfe_"})
+		sh, err := newShard(ctx, ts, sc, opts.Config, opts.KeysDir, opts.RootFiles, metricFactory{reg: opts.Registerer, prefix: "ctfe_"})
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -212,7 +258,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Run(ctx context.Context) error {
 	s.runStart.CompareAndSwap(0, time.Now().UnixNano())
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { s.trillian.runSequencer(ctx); return nil })
+	if s.opts.Role.has(RoleSequencer) {
+		g.Go(func() error { s.trillian.runSequencer(ctx); return nil })
+	}
 	g.Go(func() error { s.watchRoots(ctx); return nil })
 	return g.Wait()
 }

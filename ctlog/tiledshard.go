@@ -37,7 +37,7 @@ type tiledShard struct {
 // its marker (--data/logs/<name>.tree) remained, refuses to start rather
 // than fork.
 func newTiledShard(ctx context.Context, s ShardOf, opts *Options, roots [][]byte) (*tiledShard, error) {
-	signer, _, err := loadShardKey(opts.DataDir, s.Name)
+	signer, _, err := loadShardKey(opts.KeysDir, s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", s.Name, err)
 	}
@@ -49,7 +49,7 @@ func newTiledShard(ctx context.Context, s ShardOf, opts *Options, roots [][]byte
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: couldn't encode public key: %w", s.Name, err)
 	}
-	marker := markerPath(opts.DataDir, s.Name)
+	marker := markerPath(opts.KeysDir, s.Name)
 	_, err = os.Stat(marker)
 	existing := err == nil
 	to := tiled.Options{

@@ -17,6 +17,8 @@ import (
 	"github.com/google/trillian/server/interceptor"
 	tstorage "github.com/google/trillian/storage"
 	"github.com/google/trillian/util/clock"
+	"github.com/google/trillian/util/election"
+	"github.com/google/trillian/util/election2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -84,12 +86,13 @@ func (t *trillianServer) release(tree int64) {
 	t.held.mu.Unlock()
 }
 
-func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf monitoring.MetricFactory, cfg Config) (*trillianServer, error) {
+func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf monitoring.MetricFactory, cfg Config, el election2.Factory) (*trillianServer, error) {
 	registry := extension.Registry{
-		AdminStorage:  as,
-		LogStorage:    ls,
-		QuotaManager:  quota.Noop(),
-		MetricFactory: mf,
+		AdminStorage:    as,
+		LogStorage:      ls,
+		QuotaManager:    quota.Noop(),
+		MetricFactory:   mf,
+		ElectionFactory: el, // nil: master of every tree
 	}
 	g := grpc.NewServer(grpc.UnaryInterceptor(interceptor.ErrorWrapper), grpc.MaxRecvMsgSize(64<<20))
 	trillian.RegisterTrillianAdminServer(g, admin.New(registry, []trillian.TreeType{trillian.TreeType_LOG}))
@@ -121,6 +124,15 @@ func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf moni
 		RunInterval: cfg.SequencerInterval,
 		NumWorkers:  len(cfg.Shards()),
 		Timeout:     30 * time.Second,
+		// Used only with an election: Trillian's log signer's defaults
+		// (hold a tree a minute, plus up to two of jitter, then resign so
+		// that mastership moves), with a short pause before campaigning.
+		ElectionConfig: election.RunnerConfig{
+			PreElectionPause:   time.Second,
+			MasterHoldInterval: time.Minute,
+			MasterHoldJitter:   2 * time.Minute,
+			TimeSource:         clock.System,
+		},
 	}, t.held)
 	go func() {
 		defer close(t.served)

@@ -118,6 +118,7 @@ type crashLoad struct {
 	http     *http.Client
 
 	failed atomic.Int64 // submissions that ended without an SCT
+	errs   []string     // the first few of their errors, under mu
 
 	progress // its mu also guards scts and sths; counts SCTs received
 	scts     []received
@@ -197,7 +198,15 @@ func (ld *crashLoad) submitter(ctx context.Context, t testing.TB, w int) {
 		sct, err := add(rctx, asn1Chain(chain)) // the client checks the SCT's signature
 		cancel()
 		if err != nil {
+			if ctx.Err() != nil {
+				return // the load ended mid-request: not the server's failure
+			}
 			ld.failed.Add(1)
+			ld.mu.Lock()
+			if len(ld.errs) < 5 {
+				ld.errs = append(ld.errs, fmt.Sprintf("%s: %v", time.Now().UTC().Format("15:04:05.000"), err))
+			}
+			ld.mu.Unlock()
 			continue
 		}
 		ld.mu.Lock()

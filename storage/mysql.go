@@ -2,8 +2,10 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/google/trillian/monitoring"
 	tmysql "github.com/google/trillian/storage/mysql"
+
+	"github.com/ctstage/ctstage/internal/mysqldb"
 )
 
 //go:embed mysql_schema.sql
@@ -82,11 +86,7 @@ func openMySQL(ctx context.Context, spec, dataDir string, mf monitoring.MetricFa
 		db.Close()
 		return nil, fmt.Errorf("couldn't connect to MySQL %s: %w", redact(spec), err)
 	}
-	if err := ensureMySQLSchema(ctx, db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &Backend{
+	b := &Backend{
 		Kind:  "mysql",
 		Log:   Coalesce(tmysql.NewLogStorage(db, mf), 256),
 		Admin: CacheTrees(tmysql.NewAdminStorage(db), treeCacheTTL),
@@ -94,7 +94,45 @@ func openMySQL(ctx context.Context, spec, dataDir string, mf monitoring.MetricFa
 		Dir:   dataDir,
 		dsn:   dsn,
 		close: db.Close,
-	}, nil
+	}
+	if cfg, err := gomysql.ParseDSN(dsn); err == nil {
+		b.Name = cfg.DBName
+	}
+	// Processes starting together on an empty database create the
+	// schema once.
+	unlock, err := b.Lock(ctx, "schema")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	defer unlock()
+	if err := ensureMySQLSchema(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// lockWait is how long Lock waits for another process's provisioning.
+const lockWait = 2 * time.Minute
+
+// Lock serializes a one-time step (creating the schema, the trees, the
+// keys) among every ctstage process on this storage: on MySQL a named
+// lock, GET_LOCK, scoped to the DSN's database; on SQLite nothing, the
+// data directory's lock already keeps other processes out. It waits up
+// to two minutes.
+func (b *Backend) Lock(ctx context.Context, purpose string) (unlock func(), err error) {
+	if b.Kind != "mysql" {
+		return func() {}, nil
+	}
+	// MySQL's lock names are server-wide and at most 64 characters.
+	h := sha256.Sum256([]byte(b.Name + "\x00" + purpose))
+	name := "ctstage_" + hex.EncodeToString(h[:16])
+	_, unlock, err = mysqldb.Lock(ctx, b.DB, name, lockWait)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", purpose, b.Name, err)
+	}
+	return unlock, nil
 }
 
 // TiledDatabase is the name of a tiled shard's own database beside the

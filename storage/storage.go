@@ -48,6 +48,9 @@ type Backend struct {
 	DB *sql.DB
 	// Dir is the data directory, where the SQLite files live.
 	Dir string
+	// Name is the MySQL database's name ("" on SQLite): what the
+	// processes sharing it have in common.
+	Name string
 
 	dsn   string // the MySQL DSN (Kind "mysql")
 	close func() error

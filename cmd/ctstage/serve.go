@@ -37,6 +37,9 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.IntVar(&o.ACME.VATLSPort, "va-tls-port", 443, "port the validator connects to for tls-alpn-01")
 	fs.StringVar(&o.ACME.DNSAddr, "dns-addr", "127.0.0.1:8053", `loopback address of the built-in DNS server, UDP and TCP ("" for none)`)
 	fs.StringVar(&o.ACME.DNSMgmtAddr, "dns-mgmt-addr", "127.0.0.1:8055", `loopback address of the DNS management API: POST /set-txt, /clear-txt ("" for none)`)
+	role := fs.String("role", "all", `what this process runs: "all", or any of "log" (the shards' frontends), "sequencer" (integrates and signs the RFC 6962 trees) and "ca" (the CA and ACME), comma-separated; any role but all needs --storage mysql://`)
+	fs.StringVar(&o.Election, "election", "", `etcd://HOST:PORT[,HOST:PORT...]: the sequencers elect one per tree on etcd ("" for none: this process sequences every tree)`)
+	fs.StringVar(&o.KeysDir, "keys", "", "directory of what every process of a deployment shares: the shards' keys and the CA hierarchy (default: --data)")
 	noLimits := fs.Bool("no-rate-limits", false, "turn every ACME rate limit off, whatever --config says")
 	noFinal := fs.Bool("no-final-submission", false, "don't submit final certificates to the logs after issuance")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -52,6 +55,10 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return exitUsage
 	}
 	o.Logger = log
+	if o.Roles, err = serve.ParseRoles(*role); err != nil {
+		fmt.Fprintln(stderr, "serve:", err)
+		return exitUsage
+	}
 	o.CA.NoFinalSubmission = *noFinal
 	if o.CA.LogListRefresh <= 0 {
 		o.CA.LogListRefresh = -1 // once

@@ -24,19 +24,11 @@ import (
 // statement should be safe to repeat (CREATE TABLE IF NOT EXISTS) in case
 // a process stops between a statement and the version update.
 func Migrate(ctx context.Context, db *sql.DB, lock, versionTable string, migrations [][]string) error {
-	conn, err := db.Conn(ctx)
+	conn, unlock, err := Lock(ctx, db, lock, 60*time.Second)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", lock).Scan(&got); err != nil {
-		return err
-	}
-	if got.Int64 != 1 {
-		return fmt.Errorf("couldn't take the schema lock %s within 60 s", lock)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", lock)
+	defer unlock()
 	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+" (version INT NOT NULL) ENGINE=InnoDB"); err != nil {
 		return err
 	}
@@ -63,6 +55,33 @@ func Migrate(ctx context.Context, db *sql.DB, lock, versionTable string, migrati
 		}
 	}
 	return nil
+}
+
+// Lock takes MySQL's named lock name (GET_LOCK, server-wide: put the
+// database's name in it) on a connection of its own, waiting up to wait.
+// The lock lasts until unlock, or until the connection dies with its
+// process. conn is the connection that holds it, for work that must run
+// under it on one connection.
+func Lock(ctx context.Context, db *sql.DB, name string, wait time.Duration) (conn *sql.Conn, unlock func(), err error) {
+	conn, err = db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name, int(wait.Seconds())).Scan(&got); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if got.Int64 != 1 {
+		conn.Close()
+		return nil, nil, fmt.Errorf("couldn't take the MySQL lock %s within %v", name, wait)
+	}
+	return conn, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.ExecContext(ctx, "SELECT RELEASE_LOCK(?)", name)
+		conn.Close()
+	}, nil
 }
 
 // Open opens a pool of conns connections to dsn (a go-sql-driver DSN, see

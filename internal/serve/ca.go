@@ -90,8 +90,10 @@ func (st *Stage) startCA(ctx context.Context) error {
 		// One management address: the log-state and fault API under
 		// /logs, the CA's /issue beside it, both behind loopback.Guard.
 		mux := http.NewServeMux()
-		mux.Handle("/logs", st.Logs.MgmtHandler())
-		mux.Handle("/logs/", st.Logs.MgmtHandler())
+		if st.Logs != nil {
+			mux.Handle("/logs", st.Logs.MgmtHandler())
+			mux.Handle("/logs/", st.Logs.MgmtHandler())
+		}
 		mux.Handle("/", st.CA.MgmtHandler())
 		addr, err := st.listenAndServe("--mgmt-addr", opts.MgmtAddr, mux, nil)
 		if err != nil {

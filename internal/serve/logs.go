@@ -50,8 +50,15 @@ func (st *Stage) openDataDir(context.Context) error {
 
 // openHierarchy loads the staging CA hierarchy, or creates it on a first
 // start, and checks --extra-roots.
-func (st *Stage) openHierarchy(context.Context) error {
-	h, err := ca.LoadOrCreateHierarchy(filepath.Join(st.opts.DataDir, "ca"), st.opts.Now())
+// With --keys, every process of a deployment reads the same hierarchy
+// there, created once under the storage's lock.
+func (st *Stage) openHierarchy(ctx context.Context) error {
+	unlock, err := st.store.backend.Lock(ctx, "hierarchy")
+	if err != nil {
+		return err
+	}
+	h, err := ca.LoadOrCreateHierarchy(filepath.Join(st.keysDir(), "ca"), st.opts.Now())
+	unlock()
 	if err != nil {
 		return err
 	}
@@ -81,21 +88,53 @@ func (st *Stage) openStorage(ctx context.Context) error {
 }
 
 // startLogs builds the shards on Trillian, writes the log list, serves the
-// log address and starts the sequencers.
+// log address and starts the sequencers. The log address is served by
+// every role: /healthz, /metrics and the CA's /ca/ files everywhere, the
+// shards' APIs and the log list with the log role.
 func (st *Stage) startLogs(ctx context.Context) error {
 	lis, err := st.listen("--log-addr", st.opts.Logs.Addr)
 	if err != nil {
 		return err
 	}
 	st.LogURL = "http://" + lis.Addr().String()
+	roles := st.opts.Roles.orAll()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /healthz", &st.ready)
+	mux.Handle("/ca/", http.StripPrefix("/ca", http.HandlerFunc(st.serveCA)))
+	if !roles.Log && !roles.Sequencer {
+		st.serveOn("--log-addr", lis, mux, nil)
+		return nil
+	}
+	if err := st.buildLogs(ctx, roles); err != nil {
+		lis.Close()
+		return err
+	}
+	if roles.Log {
+		mux.Handle("/", st.Logs.Handler())
+	}
+	st.serveOn("--log-addr", lis, mux, nil)
+	return nil
+}
+
+// buildLogs starts the log server with the process's roles: the
+// frontends, and the sequencers (elected with --election).
+func (st *Stage) buildLogs(ctx context.Context, roles Roles) error {
+	el, err := st.openElection(ctx)
+	if err != nil {
+		return err
+	}
 	b := st.store.backend
 	var tiledDB func(context.Context, string) (*sql.DB, error)
 	if b.Kind == "mysql" {
 		tiledDB = b.Database
 	}
-	st.Logs, err = ctlog.New(ctx, ctlog.Options{
+	opts := ctlog.Options{
 		TiledDB:      tiledDB,
 		DataDir:      st.opts.DataDir,
+		KeysDir:      st.keysDir(),
+		Role:         roles.logRole(),
+		Lock:         b.Lock,
 		Config:       st.cfg.Logs,
 		LogStorage:   b.Log,
 		AdminStorage: b.Admin,
@@ -103,7 +142,11 @@ func (st *Stage) startLogs(ctx context.Context) error {
 		BaseURL:      st.LogURL,
 		Logger:       st.log,
 		Registerer:   st.reg,
-	})
+	}
+	if el != nil {
+		opts.Election = el
+	}
+	st.Logs, err = ctlog.New(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -126,13 +169,6 @@ func (st *Stage) startLogs(ctx context.Context) error {
 	})
 	st.undo.push("sequencers", func(context.Context) error { stopRun(); <-runDone; return nil })
 	st.ready.add("logs", st.Logs.Ready)
-
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", st.Logs.Handler())
-	mux.Handle("GET /healthz", &st.ready)
-	mux.Handle("/ca/", http.StripPrefix("/ca", http.HandlerFunc(st.serveCA)))
-	st.serveOn("--log-addr", lis, mux, nil)
 	return nil
 }
 

@@ -40,6 +40,15 @@ type Options struct {
 	// ServerLimits are every listener's timeouts; zero fields take
 	// httpserver.Default's.
 	ServerLimits httpserver.Limits
+	// Roles are what this process runs; the zero value is all of them.
+	Roles Roles
+	// Election is "etcd://HOST:PORT[,HOST:PORT...]": the processes with
+	// the sequencer role elect one sequencer per tree there. "" sequences
+	// every tree in this process.
+	Election string
+	// KeysDir holds what every process of a deployment must share: the
+	// shards' keys and the CA hierarchy. Default DataDir.
+	KeysDir string
 
 	Logs LogOptions
 	CA   CAOptions
@@ -155,17 +164,17 @@ type part struct {
 	gate  bool
 }
 
-// parts are Start's steps, in order. The roles of a scale-out deployment
-// will choose among them.
+// parts are Start's steps, in order. The CA and ACME parts are the ca
+// role's; the logs part serves what the log and sequencer roles run.
 func (st *Stage) parts() []part {
 	return []part{
 		{"config", st.loadConfig, false},
 		{"data directory", st.openDataDir, false},
-		{"hierarchy", st.openHierarchy, false},
 		{"storage", st.openStorage, false},
+		{"hierarchy", st.openHierarchy, false},
 		{"logs", st.startLogs, true},
-		{"CA", st.startCA, true},
-		{"ACME", st.startACME, true},
+		{"CA", st.ifCA(st.startCA), true},
+		{"ACME", st.ifCA(st.startACME), true},
 	}
 }
 
@@ -205,7 +214,7 @@ func Start(ctx context.Context, opts Options) (_ *Stage, err error) {
 		}
 		opened[i]()
 	}
-	st.log.Info("ctstage serving", "logs", st.LogURL, "storage", st.store.backend.Kind, "data", opts.DataDir,
+	st.log.Info("ctstage serving", "roles", opts.Roles.orAll().String(), "logs", st.LogURL, "storage", st.store.backend.Kind, "data", opts.DataDir,
 		"log_list", st.LogURL+"/log.v3.json", "root", st.Hierarchy.RootsPEMPath(),
 		"start", time.Since(st.started).Round(time.Millisecond))
 	return st, nil
@@ -256,9 +265,30 @@ func (st *Stage) loadConfig(context.Context) error {
 	if a := st.opts.ACME.DNSAddr; st.opts.ACME.Addr != "" && a != "" && !loopback.IsAddr(a) {
 		return fmt.Errorf("--dns-addr %s: the built-in DNS listens on loopback only (it answers with whatever the management API set)", a)
 	}
+	if err := st.checkRoles(st.opts.Storage); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(st.opts)
 	st.cfg = cfg
 	return err
+}
+
+// ifCA runs start only in a process with the ca role.
+func (st *Stage) ifCA(start func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !st.opts.Roles.orAll().CA {
+			return nil
+		}
+		return start(ctx)
+	}
+}
+
+// keysDir is where the shared keys live.
+func (st *Stage) keysDir() string {
+	if st.opts.KeysDir != "" {
+		return st.opts.KeysDir
+	}
+	return st.opts.DataDir
 }
 
 func loadConfig(opts Options) (config.Config, error) {
