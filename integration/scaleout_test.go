@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/client"
 	"github.com/google/certificate-transparency-go/loglist3"
 
 	"github.com/ctstage/ctstage/internal/testsupport/testenv"
+	"github.com/ctstage/ctstage/sctverify"
 )
 
 // scaleOut is a deployment of separate `ctstage serve` processes on one
@@ -32,12 +36,22 @@ func newScaleOut(t *testing.T, root string) *scaleOut {
 // start runs one process with role, on its own --data.
 func (d *scaleOut) start(t *testing.T, role string, extra ...string) *server {
 	t.Helper()
+	return startServer(t, append(d.args(t, role), extra...)...)
+}
+
+// startAt is start on addr.
+func (d *scaleOut) startAt(t *testing.T, addr, role string, extra ...string) *server {
+	t.Helper()
+	return startServerAt(t, addr, append(append(d.args(t, role), isolationArgs...), extra...)...)
+}
+
+func (d *scaleOut) args(t *testing.T, role string) []string {
 	args := []string{"--role", role, "--storage", d.storage, "--keys", d.keys, "--data", t.TempDir(),
 		"--extra-roots", d.root, "--log-level", "warn"}
 	if strings.Contains(role, "sequencer") || role == "all" {
 		args = append(args, "--election", d.election)
 	}
-	return startServer(t, append(args, extra...)...)
+	return args
 }
 
 // metricSamples reads the samples of one metric from base/metrics, keyed
@@ -224,4 +238,132 @@ func TestScaleOutSequencerFailover(t *testing.T) {
 	t.Logf("%d SCTs (%d through frontend 0), %d without one, %d distinct STHs; final size %d; takeover %v; %d inconsistent; wall %v",
 		len(recs), len(filterShard(append([]received(nil), recs...), 0)), ld.failed.Load(), countSTHs(sths), final.TreeSize,
 		takeover.Round(time.Millisecond), bad, time.Since(start).Round(time.Millisecond))
+}
+
+// TestScaleOutTiledFrontends runs two log frontends on one MariaDB, both
+// saying the first's URL (--log-url, as behind a load balancer), and
+// submits to a tiled shard through both. Tessera's MySQL backend
+// sequences under a row lock on its tree state, so every frontend
+// writes: every SCT's leaf_index must hold its entry in the one tree, a
+// duplicate sent through the other frontend must get the original SCT,
+// and the checkpoints read through either frontend must be consistent.
+func TestScaleOutTiledFrontends(t *testing.T) {
+	ca, root := newCA(t)
+	d := newScaleOut(t, root)
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	public := "http://" + addrs[0]
+	fronts := []*server{d.startAt(t, addrs[0], "log", "--log-url", public), d.startAt(t, addrs[1], "log", "--log-url", public)}
+
+	notAfter := time.Now().AddDate(0, 0, 90)
+	raw, err := httpGetBytes("http://" + fronts[1].addr + "/log.v3.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ll loglist3.LogList
+	if err := json.Unmarshal(raw, &ll); err != nil {
+		t.Fatal(err)
+	}
+	var entry *loglist3.TiledLog
+	for _, tl := range ll.Operators[0].TiledLogs {
+		if ti := tl.TemporalInterval; ti != nil && !notAfter.Before(ti.StartInclusive) && notAfter.Before(ti.EndExclusive) {
+			entry = tl
+		}
+	}
+	if entry == nil {
+		t.Fatal("no tiled shard of operator 0 takes the NotAfter")
+	}
+	if !strings.HasPrefix(entry.SubmissionURL, public+"/") {
+		t.Fatalf("frontend 1's log list says %s, want the --log-url %s", entry.SubmissionURL, public)
+	}
+	logs, err := sctverify.ParseLogList(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiledLog := logs.Lookup([32]byte(entry.LogID))
+	urls := []string{entry.SubmissionURL, strings.Replace(entry.SubmissionURL, addrs[0], addrs[1], 1)}
+	clients := make([]*client.LogClient, 2)
+	for i, u := range urls {
+		clients[i] = logClient(t, &loglist3.Log{URL: u, Key: entry.Key})
+	}
+
+	type got struct {
+		chain [][]byte
+		sct   *ct.SignedCertificateTimestamp
+		via   int
+	}
+	var (
+		mu   sync.Mutex
+		scts []got
+	)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 6 {
+				chain, err := ca.Leaf(fmt.Sprintf("tiled-%d-%d.example.com", w, i), notAfter, false)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				via := (w + i) % 2
+				sct, err := clients[via].AddChain(ctx, asn1Chain(chain))
+				if err != nil {
+					t.Errorf("add-chain through frontend %d: %v", via, err)
+					return
+				}
+				mu.Lock()
+				scts = append(scts, got{chain, sct, via})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// A duplicate through the other frontend gets the original SCT.
+	first := scts[0]
+	dup, err := clients[1-first.via].AddChain(ctx, asn1Chain(first.chain))
+	if err != nil {
+		t.Fatalf("the duplicate through frontend %d: %v", 1-first.via, err)
+	}
+	if dup.Timestamp != first.sct.Timestamp || string(dup.Extensions) != string(first.sct.Extensions) {
+		t.Errorf("a duplicate through the other frontend got timestamp %d, extensions %x; the original had %d, %x",
+			dup.Timestamp, dup.Extensions, first.sct.Timestamp, first.sct.Extensions)
+	}
+
+	v := &sctverify.Verifier{}
+	final, _, err := v.Checkpoint(ctx, tiledLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexes := map[uint64]bool{}
+	for _, g := range scts {
+		idx, err := sctverify.LeafIndex(g.sct.Extensions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if indexes[idx] {
+			t.Errorf("two SCTs with leaf_index %d", idx)
+		}
+		indexes[idx] = true
+		if err := v.ProveTiledInclusion(ctx, tiledLog, final, idx, [32]byte(leafHash(t, g.chain, false, g.sct))); err != nil {
+			t.Errorf("SCT from frontend %d at leaf_index %d: %v", g.via, idx, err)
+		}
+	}
+	// Frontend 1's checkpoint, read through it, is of the same tree.
+	other := *tiledLog
+	other.URL = strings.Replace(tiledLog.URL, addrs[0], addrs[1], 1)
+	cp, _, err := v.Checkpoint(ctx, &other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cp, final
+	if a.TreeSize > b.TreeSize {
+		a, b = b, a
+	}
+	if err := v.ProveTiledConsistency(ctx, tiledLog, a, b); err != nil {
+		t.Errorf("the checkpoints through the two frontends (sizes %d and %d): %v", cp.TreeSize, final.TreeSize, err)
+	}
+	t.Logf("%d SCTs through two frontends, all at their leaf_index in the tree of %d; the duplicate got the original SCT", len(scts), final.TreeSize)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/google/certificate-transparency-go/x509util"
@@ -97,6 +98,9 @@ func (st *Stage) startLogs(ctx context.Context) error {
 		return err
 	}
 	st.LogURL = "http://" + lis.Addr().String()
+	if u := st.opts.Logs.PublicURL; u != "" {
+		st.LogURL = strings.TrimRight(u, "/")
+	}
 	roles := st.opts.Roles.orAll()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))

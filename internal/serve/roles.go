@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -111,6 +112,11 @@ func (st *Stage) checkRoles(storage string) error {
 		}
 		if _, err := election.ParseEndpoints(o.Election); err != nil {
 			return err
+		}
+	}
+	if u := o.Logs.PublicURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" {
+			return fmt.Errorf("--log-url %q: want http(s)://HOST[:PORT], no path", u)
 		}
 	}
 	if r.CA && !r.Log && o.CA.LogList == "" {

@@ -63,6 +63,11 @@ type LogOptions struct {
 	Addr string
 	// ExtraRoots is an optional PEM bundle of more roots every shard accepts.
 	ExtraRoots string
+	// PublicURL is where clients reach the logs when that is not Addr:
+	// the load balancer in front of several frontends, which must all
+	// say the same URL in the log list and, for a tiled shard created
+	// behind it, the checkpoints' origin. Default "http://" + Addr.
+	PublicURL string
 }
 
 // CAOptions are the settings of the staging CA.
@@ -113,7 +118,8 @@ type ACMEOptions struct {
 type Stage struct {
 	// Logs is the log server.
 	Logs *ctlog.Server
-	// LogURL is the logs' base URL, e.g. "http://127.0.0.1:6962".
+	// LogURL is the logs' base URL, e.g. "http://127.0.0.1:6962", or
+	// Options.Logs.PublicURL.
 	LogURL string
 	// Hierarchy is the staging CA hierarchy.
 	Hierarchy *ca.Hierarchy
