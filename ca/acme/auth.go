@@ -45,7 +45,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, mode keyMo
 	if p.hdr.URL != q.url {
 		return nil, unauthorized("JWS url %q is not the request's URL %q", p.hdr.URL, q.url)
 	}
-	if !s.nonces.redeem(p.hdr.Nonce) {
+	if ok, err := s.nonces.redeem(r.Context(), p.hdr.Nonce); err != nil {
+		return nil, err
+	} else if !ok {
 		return nil, badNonce("JWS nonce %q is unknown or was used", p.hdr.Nonce)
 	}
 	key := p.jwk

@@ -62,6 +62,10 @@ type Options struct {
 	// processing 2 x IssueTimeout after finalize started (a crash cut its
 	// issuance short) reads invalid. Default 60s.
 	IssueTimeout time.Duration
+	// NonceStore, when set, shares nonces with the other ACME processes
+	// on the same store: a nonce one issued is good at any (once). Nil
+	// keeps them in this process's memory.
+	NonceStore NonceStore
 	// Registerer receives the ctstage_acme_* metrics; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
@@ -74,7 +78,7 @@ type Options struct {
 // Server is the ACME server. Safe for concurrent use.
 type Server struct {
 	opts    Options
-	nonces  *nonces
+	nonces  nonceSource
 	limiter *ratelimit.Limiter
 	mux     *http.ServeMux
 	metrics *metrics
@@ -107,7 +111,17 @@ func New(opts Options) (*Server, error) {
 		// every time.
 		opts.Store = acmestore.NewAccountCache(opts.Store)
 	}
-	s := &Server{opts: opts, nonces: newNonces(1 << 16), metrics: m}
+	var ns nonceSource = memNonces{newNonces(1 << 16)}
+	if opts.NonceStore != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		key, err := opts.NonceStore.NonceKey(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("acme: couldn't read the shared nonce key: %w", err)
+		}
+		ns = &sharedNonces{key: key, store: opts.NonceStore, now: opts.Now}
+	}
+	s := &Server{opts: opts, nonces: ns, metrics: m}
 	if opts.LimitStore != nil {
 		s.limiter = ratelimit.New(opts.Limits, opts.LimitStore, opts.Now)
 	}

@@ -95,9 +95,22 @@ func (st *Stage) newACMEServer(ctx context.Context, zone *va.Zone) (*acme.Server
 		return nil, err
 	}
 	st.undo.push("ACME store", func(context.Context) error { return store.Close() })
-	chains, err := acme.LoadOrCreateChains(filepath.Join(st.opts.DataDir, "acme"), st.Hierarchy)
+	// The alternate chains are the deployment's, like the hierarchy:
+	// every ca process offers the same ones.
+	unlock, err := st.store.backend.Lock(ctx, "acme chains")
 	if err != nil {
 		return nil, err
+	}
+	chains, err := acme.LoadOrCreateChains(filepath.Join(st.keysDir(), "acme"), st.Hierarchy)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	// On MySQL the nonces are the deployment's: any ca process redeems,
+	// once, a nonce that another issued.
+	var nonces acme.NonceStore
+	if ns, ok := store.(acme.NonceStore); ok && st.store.backend.Kind == "mysql" {
+		nonces = ns
 	}
 	limits := st.cfg.RateLimits
 	if d := limits.Differences(); len(d) > 0 {
@@ -111,5 +124,6 @@ func (st *Stage) newACMEServer(ctx context.Context, zone *va.Zone) (*acme.Server
 		EABKeys: st.cfg.EAB.Keys, ExternalAccountRequired: st.cfg.EAB.Required,
 		CAAIdentities: []string{CAAIdentity}, Website: "https://github.com/ctstage/ctstage",
 		Logger: st.log.With("component", "acme"), Now: st.opts.Now, Registerer: st.reg,
+		NonceStore: nonces,
 	})
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
@@ -16,7 +17,7 @@ import (
 
 // mysqlSchemaVersion is the version in acme_schema of the current
 // schema; mysqlMigrations[i] takes the database from version i to i+1.
-const mysqlSchemaVersion = 1
+const mysqlSchemaVersion = 2
 
 // The ACME tables live beside Trillian's in the same database, so all of
 // them carry the prefix acme_. Identifiers, thumbprints and serials are
@@ -54,6 +55,17 @@ var mysqlMigrations = [][]string{{
 		at_ms    BIGINT NOT NULL,
 		event_key TEXT NOT NULL,
 		KEY acme_ratelimit_events_by_key (name, key_hash, at_ms)
+	) ENGINE=InnoDB`,
+}, {
+	// Version 2: nonces shared by the ACME processes of a deployment.
+	`CREATE TABLE IF NOT EXISTS acme_nonce_key (
+		id  TINYINT NOT NULL PRIMARY KEY,
+		k   VARBINARY(32) NOT NULL
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS acme_nonces_used (
+		id         BINARY(16) NOT NULL PRIMARY KEY,
+		expires_ms BIGINT NOT NULL,
+		KEY acme_nonces_used_by_expiry (expires_ms)
 	) ENGINE=InnoDB`,
 }}
 
@@ -288,4 +300,34 @@ func (s *MySQL) CountEvents(ctx context.Context, name, key string, since time.Ti
 		return 0, time.Time{}, err
 	}
 	return n, time.UnixMilli(oldest.Int64), nil
+}
+
+// NonceKey implements acme.NonceStore: the one key of the deployment,
+// made by whichever process asks first.
+func (s *MySQL) NonceKey(ctx context.Context) ([]byte, error) {
+	k := make([]byte, 32)
+	rand.Read(k)
+	if _, err := s.db.ExecContext(ctx, "INSERT IGNORE INTO acme_nonce_key (id, k) VALUES (1, ?)", k); err != nil {
+		return nil, fmt.Errorf("couldn't store the nonce key: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, "SELECT k FROM acme_nonce_key WHERE id = 1").Scan(&k); err != nil {
+		return nil, fmt.Errorf("couldn't read the nonce key: %w", err)
+	}
+	return k, nil
+}
+
+// RedeemNonce implements acme.NonceStore. One redemption in 256 also
+// deletes up to 1000 records past their expiry.
+func (s *MySQL) RedeemNonce(ctx context.Context, id []byte, expires time.Time) (bool, error) {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO acme_nonces_used (id, expires_ms) VALUES (?, ?)", id, expires.UnixMilli())
+	if isDupKey(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("couldn't redeem a nonce: %w", err)
+	}
+	if id[15] == 0 { // random byte: 1 in 256
+		s.db.ExecContext(ctx, "DELETE FROM acme_nonces_used WHERE expires_ms < ? LIMIT 1000", time.Now().UnixMilli())
+	}
+	return true, nil
 }

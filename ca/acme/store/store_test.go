@@ -276,3 +276,42 @@ func TestStoreConcurrentWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestMySQLNonces: two stores on one database (two processes) read one
+// nonce key, and a nonce is redeemed once across them.
+func TestMySQLNonces(t *testing.T) {
+	dsn, err := storage.MySQLDSN(testenv.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := OpenMySQL(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenMySQL(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ka, err := a.NonceKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := b.NonceKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ka) != 32 || string(ka) != string(kb) {
+		t.Fatalf("two processes read nonce keys %x and %x", ka, kb)
+	}
+	id := []byte("0123456789abcdef")
+	exp := time.Now().Add(time.Minute)
+	if ok, err := a.RedeemNonce(ctx, id, exp); !ok || err != nil {
+		t.Fatalf("first redemption: %v %v", ok, err)
+	}
+	if ok, err := b.RedeemNonce(ctx, id, exp); ok || err != nil {
+		t.Fatalf("second redemption, through the other store: %v %v; want false", ok, err)
+	}
+}
