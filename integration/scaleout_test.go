@@ -2,13 +2,29 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"math/big"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,4 +382,129 @@ func TestScaleOutTiledFrontends(t *testing.T) {
 		t.Errorf("the checkpoints through the two frontends (sizes %d and %d): %v", cp.TreeSize, final.TreeSize, err)
 	}
 	t.Logf("%d SCTs through two frontends, all at their leaf_index in the tree of %d; the duplicate got the original SCT", len(scts), final.TreeSize)
+}
+
+// roundRobin is an HTTPS reverse proxy that sends each request to the
+// next of its backends, keeping the client's Host (the ACME server's URLs
+// name the proxy), and counts what each backend answered.
+type roundRobin struct {
+	backends []*url.URL
+	next     atomic.Uint64
+	mu       sync.Mutex
+	posts    []int    // POSTs answered, per backend
+	nonceBad []string // badNonce answers seen
+}
+
+func (p *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	i := int(p.next.Add(1)-1) % len(p.backends)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(p.backends[i])
+			pr.Out.Host = pr.In.Host
+		},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // loopback, test only
+		ModifyResponse: func(rsp *http.Response) error {
+			body, err := io.ReadAll(rsp.Body)
+			rsp.Body.Close()
+			if err != nil {
+				return err
+			}
+			rsp.Body = io.NopCloser(bytes.NewReader(body))
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if r.Method == http.MethodPost {
+				p.posts[i]++
+			}
+			if bytes.Contains(body, []byte("badNonce")) {
+				p.nonceBad = append(p.nonceBad, fmt.Sprintf("backend %d %s: %s", i, r.URL.Path, body))
+			}
+			return nil
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// TestScaleOutTwoCAs runs two ca processes behind one ACME directory (a
+// round-robin proxy, so that each client request goes to the other
+// process than the one before), on one MariaDB, with the logs in a third
+// process. lego's orders must succeed with no badNonce (a nonce one
+// process issued is redeemed at the other), its account and orders must
+// be found by both, and the orders-per-account limit of 2 must hold
+// across the two processes: the third order is refused.
+func TestScaleOutTwoCAs(t *testing.T) {
+	lego := lookClient(t, "lego")
+	_, root := newCA(t)
+	d := newScaleOut(t, root)
+	logs := d.start(t, "log,sequencer")
+	cfg := filepath.Join(t.TempDir(), "ctstage.yaml")
+	if err := os.WriteFile(cfg, []byte("acme:\n  rate_limits:\n    orders_per_account: {count: 2, window: 1h}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &roundRobin{posts: make([]int, 2)}
+	var cas []*server
+	for range 2 {
+		acmeAddr := freeAddr(t)
+		cas = append(cas, d.start(t, "ca", "--acme-addr", acmeAddr, "--acme-always-valid", "--config", cfg,
+			"--log-list", "http://"+logs.addr+"/log.v3.json"))
+		p.backends = append(p.backends, &url.URL{Scheme: "https", Host: acmeAddr})
+	}
+
+	// The proxy's own certificate, trusted by lego beside the staging root.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "proxy"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, BasicConstraintsValid: true, IsCA: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: p, TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
+	go hs.ServeTLS(lis, "", "")
+	t.Cleanup(func() { hs.Close() })
+	stagingRoot, err := os.ReadFile(filepath.Join(d.keys, "ca", "root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "trust.pem")
+	if err := os.WriteFile(bundle, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), stagingRoot...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	env := []string{"LEGO_CA_CERTIFICATES=" + bundle}
+	order := func(name string) (string, error) {
+		return runClient(env, lego, "--server", "https://"+lis.Addr().String()+"/directory", "--accept-tos",
+			"--email", "ops@example.com", "--path", dir, "--domains", name,
+			"--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "run")
+	}
+	for _, name := range []string{"one.example.com", "two.example.com"} {
+		if out, err := order(name); err != nil {
+			t.Fatalf("lego run for %s through the two ca processes: %v\n%s\n--- ca 0:\n%s\n--- ca 1:\n%s", name, err, out,
+				tail(cas[0].logs(), 3000), tail(cas[1].logs(), 3000))
+		}
+		if _, err := os.Stat(filepath.Join(dir, "certificates", name+".crt")); err != nil {
+			t.Fatalf("lego stored no certificate for %s: %v", name, err)
+		}
+	}
+	out, err := order("three.example.com")
+	if err == nil || !strings.Contains(out, "rateLimited") {
+		t.Errorf("a third order of the account, against a limit of 2 in the two processes together: err %v, want rateLimited\n%s", err, tail(out, 2000))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.nonceBad) > 0 {
+		t.Errorf("%d badNonce answers, e.g. %s", len(p.nonceBad), p.nonceBad[0])
+	}
+	if p.posts[0] == 0 || p.posts[1] == 0 {
+		t.Fatalf("POSTs per ca process %v: the proxy did not alternate", p.posts)
+	}
+	t.Logf("two orders and one refused, POSTs answered per ca process %v, no badNonce", p.posts)
 }
