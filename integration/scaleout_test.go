@@ -508,3 +508,78 @@ func TestScaleOutTwoCAs(t *testing.T) {
 	}
 	t.Logf("two orders and one refused, POSTs answered per ca process %v, no badNonce", p.posts)
 }
+
+// TestScaleOutEtcdOutage stops etcd under load with two sequencers on
+// one tree. Within about the lease's TTL the master stops signing
+// rather than sign on while another might win; no other sequencer
+// starts signing while etcd is down; every STH seen stays consistent
+// with every other; and sequencing resumes once etcd is back.
+func TestScaleOutEtcdOutage(t *testing.T) {
+	ca, root := newCA(t)
+	storage := testenv.MySQL(t)
+	etcd := testenv.StartEtcd(t)
+	d := &scaleOut{storage: storage, election: "etcd://" + strings.TrimPrefix(etcd.Endpoint, "http://"), keys: t.TempDir(), root: root}
+	seqs := []*server{d.start(t, "sequencer"), d.start(t, "sequencer")}
+	front := d.start(t, "log")
+	notAfter := time.Now().AddDate(0, 0, 90)
+	l := shardIn(t, fetchLogList(t, "http://"+front.addr), 0, notAfter)
+	tree := treeID(t, "http://"+front.addr, shardURLName(l))
+	masterOf(t, seqs, tree, 30*time.Second)
+
+	ld := newCrashLoad(ca, []*loglist3.Log{l}, notAfter)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() { ld.submitter(ctx, t, w) })
+	}
+	wg.Go(func() { ld.poller(ctx, t) })
+	t.Cleanup(func() { stop(); wg.Wait() })
+	c := verifyingClient(t, l)
+	size := func() uint64 {
+		sth, err := c.GetSTH(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sth.TreeSize
+	}
+	time.Sleep(2 * time.Second)
+	ld.waitForMore(t, 0, 10*time.Second)
+
+	etcd.Stop()
+	stopped := time.Now()
+	// The master's session ends within the TTL (3 s) of its last
+	// keep-alive; then integration stops, while submissions go on.
+	time.Sleep(8 * time.Second)
+	frozen := size()
+	time.Sleep(5 * time.Second)
+	if now := size(); now != frozen {
+		t.Errorf("the tree grew from %d to %d between 8 and 13 s into the etcd outage: someone signs without an election", frozen, now)
+	}
+	for i, s := range seqs {
+		if m := metricSamples(t, "http://"+s.addr, "trillian_is_master")[`{logid="`+tree+`"}`]; m != 0 {
+			t.Errorf("sequencer %d says it is the master %v into the etcd outage", i, time.Since(stopped).Round(time.Second))
+		}
+	}
+	etcd.Restart()
+	restarted := time.Now()
+	for size() <= frozen {
+		if time.Since(restarted) > 30*time.Second {
+			t.Fatalf("no sequencing 30 s after etcd came back (tree size %d)\nsequencer 0:\n%s\nsequencer 1:\n%s", frozen,
+				tail(seqs[0].logs(), 2000), tail(seqs[1].logs(), 2000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resumed := time.Since(restarted)
+	stop()
+	wg.Wait()
+
+	recs, sths := ld.results()
+	all := filterShard(recs, 0)
+	final, missing := proveAll(t, c, all, 60*time.Second)
+	for _, r := range missing[:min(len(missing), 10)] {
+		t.Errorf("SCT (timestamp %d) has no provable entry: LOST", r.sct.Timestamp)
+	}
+	bad := checkSTHs(t, c, "the shard", sths[0], final)
+	t.Logf("tree frozen at %d during the outage; sequencing resumed %v after etcd returned; %d SCTs, all proven in the tree of %d unless listed; %d STHs, %d inconsistent",
+		frozen, resumed.Round(time.Millisecond), len(all), final.TreeSize, len(sths[0]), bad)
+}
