@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Reproduces the "Scale-out" figures of docs/benchmarks.md: W1
+# (add-pre-chain, 64 clients, P-256 load-test CA) against one log
+# frontend, then against two frontends sharing the load (two bench
+# processes of 32 clients, one per frontend), with one elected sequencer,
+# all separate `ctstage serve` processes on the same MariaDB database and
+# an etcd on loopback. Prints each run's throughput, latency and merge
+# delay, and the CPU time per accepted submission of every process
+# (frontends, sequencer, MariaDB) from /proc.
+#
+# Needs Debian's etcd (apt-get install -y etcd-server), python3 and a
+# MariaDB the ctstage user can create databases on (see .ci/run).
+# Usage: scripts/bench-scaleout.sh [N]   (N submissions per run, default 20000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-20000}"
+work=$(mktemp -d)
+db=ctstage_scaleout_$$
+storage="mysql://ctstage:ctstage@127.0.0.1:3306/$db"
+my=(mariadb -h127.0.0.1 -uctstage -pctstage)
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+  for d in $("${my[@]}" -N -e "SHOW DATABASES LIKE '${db}%'" 2>/dev/null); do "${my[@]}" -e "DROP DATABASE \`$d\`"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"${my[@]}" -e "CREATE DATABASE $db"
+go build -o "$work/ctstage" ./cmd/ctstage
+bin="$work/ctstage"
+"$bin" bench --make-ca "$work/p256" >/dev/null
+quiet=(--mgmt-addr= --acme-addr= --dns-addr= --dns-mgmt-addr= --log-level warn)
+
+etcd --data-dir "$work/etcd" --listen-client-urls http://127.0.0.1:23791 --advertise-client-urls http://127.0.0.1:23791 \
+  --listen-peer-urls http://127.0.0.1:23801 --initial-advertise-peer-urls http://127.0.0.1:23801 \
+  --initial-cluster default=http://127.0.0.1:23801 --log-level error >"$work/etcd.log" 2>&1 </dev/null &
+for _ in $(seq 100); do curl -fsS http://127.0.0.1:23791/health 2>/dev/null | grep -q true && break; sleep 0.1; done
+
+serve() { # serve NAME ADDR ROLE [ARGS...]: starts a process, waits for /healthz; its PID in $pid
+  local name=$1 addr=$2 role=$3
+  shift 3
+  "$bin" serve --role "$role" --storage "$storage" --keys "$work/keys" --data "$work/data-$name" \
+    --log-addr "$addr" --extra-roots "$work/p256/root.pem" "${quiet[@]}" "$@" >/dev/null 2>"$work/$name.log" &
+  pid=$!
+  for _ in $(seq 300); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.2; done
+  curl -sf "http://$addr/healthz" >/dev/null || { cat "$work/$name.log" >&2; exit 1; }
+}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+serve seq 127.0.0.1:16980 sequencer --election etcd://127.0.0.1:23791
+seq_pid=$pid
+serve fe1 127.0.0.1:16981 log --log-url http://127.0.0.1:16981
+fe1_pid=$pid
+maria_pid=$(pidof mariadbd || pidof mysqld)
+list=http://127.0.0.1:16981/log.v3.json
+shard=$(curl -sf "$list" | python3 -c '
+import json, sys, datetime
+ll = json.load(sys.stdin)
+na = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=90)
+for l in ll["operators"][0]["logs"]:
+    ti = l["temporal_interval"]
+    s = datetime.datetime.fromisoformat(ti["start_inclusive"].replace("Z", "+00:00"))
+    e = datetime.datetime.fromisoformat(ti["end_exclusive"].replace("Z", "+00:00"))
+    if s <= na < e:
+        print(l["url"].rstrip("/").rsplit("/", 1)[1])
+')
+
+report_cpu() { # report_cpu ACCEPTED PID_NAME=PID...
+  local accepted=$1
+  shift
+  for pn in "$@"; do
+    local name=${pn%%=*} before=${pn#*=}
+    local pid=${before%%:*} t0=${before#*:}
+    local t1
+    t1=$(ticks "$pid")
+    awk -v n="$name" -v d="$((t1 - t0))" -v hz="$hz" -v a="$accepted" 'BEGIN { printf "  CPU %-10s %.0f µs per accepted submission\n", n, d / hz * 1e6 / a }'
+  done
+}
+
+echo "## $(date -u +%FT%TZ) 1 frontend, 1 sequencer: W1, 64 clients, $n submissions   (load $(cut -d' ' -f1-3 /proc/loadavg))"
+s0=$(ticks "$seq_pid") f0=$(ticks "$fe1_pid") m0=$(ticks "$maria_pid")
+"$bin" bench --ca "$work/p256" --log-list "$list" -c 64 -n "$n" --log-level warn | tee "$work/one.txt"
+sleep 2 # the sequencer integrates the tail
+report_cpu "$n" "frontend1=$fe1_pid:$f0" "sequencer=$seq_pid:$s0" "mariadb=$maria_pid:$m0"
+
+serve fe2 127.0.0.1:16982 log --log-url http://127.0.0.1:16981
+fe2_pid=$pid
+half=$((n / 2))
+echo "## $(date -u +%FT%TZ) 2 frontends, 1 sequencer: W1, 2 x 32 clients, 2 x $half submissions   (load $(cut -d' ' -f1-3 /proc/loadavg))"
+s0=$(ticks "$seq_pid") f0=$(ticks "$fe1_pid") g0=$(ticks "$fe2_pid") m0=$(ticks "$maria_pid")
+start=$(date +%s%N)
+"$bin" bench --ca "$work/p256" --log-list "$list" --log-url "http://127.0.0.1:16981/$shard/" -c 32 -n "$half" --log-level warn >"$work/a.txt" &
+a=$!
+"$bin" bench --ca "$work/p256" --log-list "$list" --log-url "http://127.0.0.1:16982/$shard/" -c 32 -n "$half" --log-level warn >"$work/b.txt" &
+b=$!
+wait "$a" "$b"
+end=$(date +%s%N)
+echo "--- through frontend 1:"; cat "$work/a.txt"
+echo "--- through frontend 2:"; cat "$work/b.txt"
+awk -v n="$n" -v ns="$((end - start))" 'BEGIN { printf "  both together: %d submissions in %.2f s wall (both benches, their set-up included): %.0f/s\n", n, ns / 1e9, n / (ns / 1e9) }'
+sleep 2
+report_cpu "$n" "frontend1=$fe1_pid:$f0" "frontend2=$fe2_pid:$g0" "sequencer=$seq_pid:$s0" "mariadb=$maria_pid:$m0"
+echo "machine: $(nproc) cores, $(go version), $(uname -r)"
