@@ -144,7 +144,7 @@ func (e *Election) WithMastership(ctx context.Context) (context.Context, error) 
 		cancel()
 		return cctx, nil
 	case rsp, ok := <-ch:
-		if !ok || len(rsp.Kvs) == 0 || rsp.Kvs[0].CreateRevision != rev || string(rsp.Kvs[0].Value) == resignID {
+		if lost(rsp, ok, rev) {
 			cancel()
 			return cctx, nil
 		}
@@ -156,13 +156,19 @@ func (e *Election) WithMastership(ctx context.Context) (context.Context, error) 
 			case <-e.session.Done():
 				return
 			case rsp, ok := <-ch:
-				if !ok || len(rsp.Kvs) == 0 || rsp.Kvs[0].CreateRevision != rev || string(rsp.Kvs[0].Value) == resignID {
+				if lost(rsp, ok, rev) {
 					return
 				}
 			}
 		}
 	}()
 	return cctx, nil
+}
+
+// lost reports whether an observation says this process, master since
+// revision rev, is not any more: another's key leads, or it resigned.
+func lost(rsp *clientv3.GetResponse, ok bool, rev int64) bool {
+	return !ok || rsp == nil || len(rsp.Kvs) == 0 || rsp.Kvs[0].CreateRevision != rev || string(rsp.Kvs[0].Value) == resignID
 }
 
 // Resign gives mastership up; it is a no-op when not the master.
