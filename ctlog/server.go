@@ -126,12 +126,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, trillian: ts, metrics: newMetrics(opts.Registerer), created: time.Now(),
 		byName: map[string]*front{}, hits: faults.NewHits(opts.Registerer)}
-	if m := maxGetEntries(opts.Config); m != ctfe.MaxGetEntriesAllowed {
-		// ctfe's limit is a process-wide variable its handlers read without
-		// a lock: set it only when a config needs another value, before
-		// this server serves. Two servers in one process share it.
-		ctfe.MaxGetEntriesAllowed = m
-	}
+	setCtfeGetEntries(maxGetEntries(opts.Config))
 	if opts.Lock != nil {
 		// One process at a time creates keys and trees, so that processes
 		// starting together on an empty database agree on them.
@@ -237,6 +232,23 @@ func (s *Server) changed() {
 	s.listeners.Unlock()
 	for _, fn := range fns {
 		fn()
+	}
+}
+
+// ctfeLimit guards ctfe.MaxGetEntriesAllowed against servers made
+// concurrently in one process (parallel tests).
+var ctfeLimit sync.Mutex
+
+// setCtfeGetEntries sets ctfe's get-entries limit to m. It is a
+// process-wide variable that ctfe's handlers read without a lock (and
+// align ranges to), so it is written only when a config needs another
+// value, before this server serves: two servers in one process with
+// different limits share it, and the last one made wins.
+func setCtfeGetEntries(m int64) {
+	ctfeLimit.Lock()
+	defer ctfeLimit.Unlock()
+	if m != ctfe.MaxGetEntriesAllowed {
+		ctfe.MaxGetEntriesAllowed = m
 	}
 }
 
