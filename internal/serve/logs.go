@@ -49,10 +49,10 @@ func (st *Stage) openDataDir(context.Context) error {
 	return nil
 }
 
-// openHierarchy loads the staging CA hierarchy, or creates it on a first
-// start, and checks --extra-roots.
-// With --keys, every process of a deployment reads the same hierarchy
-// there, created once under the storage's lock.
+// openHierarchy loads the staging CA hierarchy from --keys (default
+// --data), or creates it on a first start under the storage's lock, so
+// that every process of a deployment reads the same one; and it checks
+// --extra-roots.
 func (st *Stage) openHierarchy(ctx context.Context) error {
 	unlock, err := st.store.backend.Lock(ctx, "hierarchy")
 	if err != nil {

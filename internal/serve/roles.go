@@ -95,11 +95,11 @@ func (r Roles) logRole() ctlog.Role {
 // nothing: a process that is not the whole of ctstage shares its storage
 // with others, so it needs MySQL; a CA without the logs in its process
 // needs their list.
-func (st *Stage) checkRoles(storage string) error {
+func (st *Stage) checkRoles() error {
 	o := st.opts
 	r := o.Roles.orAll()
 	whole := r.Log && r.Sequencer && r.CA
-	mysql := strings.HasPrefix(storage, "mysql://")
+	mysql := strings.HasPrefix(o.Storage, "mysql://")
 	if !whole && !mysql {
 		return fmt.Errorf("--role %s: a process with only some roles shares its storage with the others, so it needs --storage mysql://", r)
 	}

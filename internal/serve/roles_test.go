@@ -53,7 +53,7 @@ func TestCheckRoles(t *testing.T) {
 		{"log-url", Options{Storage: "sqlite", Logs: LogOptions{PublicURL: "https://ct.example/"}}, ""},
 	} {
 		st := &Stage{opts: tc.opts}
-		err := st.checkRoles(tc.opts.Storage)
+		err := st.checkRoles()
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("%s: checkRoles = %v, want an error containing %q", tc.name, err, tc.wantErr)
 		}

@@ -271,7 +271,7 @@ func (st *Stage) loadConfig(context.Context) error {
 	if a := st.opts.ACME.DNSAddr; st.opts.ACME.Addr != "" && a != "" && !loopback.IsAddr(a) {
 		return fmt.Errorf("--dns-addr %s: the built-in DNS listens on loopback only (it answers with whatever the management API set)", a)
 	}
-	if err := st.checkRoles(st.opts.Storage); err != nil {
+	if err := st.checkRoles(); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(st.opts)
