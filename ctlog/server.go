@@ -63,6 +63,12 @@ type Options struct {
 	// Registerer receives the metrics (ctstage_log_*, Trillian's trillian_*,
 	// ctfe's ctfe_*); nil registers none.
 	Registerer prometheus.Registerer
+	// Unavailable, when set, says whether an error of the storage is an
+	// outage of it (storage.Backend.Unavailable). Trillian's log server
+	// then answers Unavailable, which ctfe turns into 503 (with the
+	// front end's Retry-After), and tiled shards answer 503 too: writes
+	// during a database outage are retried by clients, not failed.
+	Unavailable func(ctx context.Context, err error) bool
 }
 
 // Role is a process's part in a deployment of several processes.
@@ -120,7 +126,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts.KeysDir = opts.DataDir
 	}
 	mf := metricFactory{reg: opts.Registerer, prefix: "trillian_"}
-	ts, err := newTrillianServer(opts.LogStorage, opts.AdminStorage, mf, opts.Config, opts.Election)
+	ts, err := newTrillianServer(opts.LogStorage, opts.AdminStorage, mf, opts.Config, opts.Election, opts.Unavailable)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,9 @@ import (
 	"github.com/google/trillian/util/election"
 	"github.com/google/trillian/util/election2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 )
 
@@ -86,7 +88,8 @@ func (t *trillianServer) release(tree int64) {
 	t.held.mu.Unlock()
 }
 
-func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf monitoring.MetricFactory, cfg Config, el election2.Factory) (*trillianServer, error) {
+func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf monitoring.MetricFactory, cfg Config, el election2.Factory,
+	unavailable func(context.Context, error) bool) (*trillianServer, error) {
 	registry := extension.Registry{
 		AdminStorage:    as,
 		LogStorage:      ls,
@@ -94,7 +97,7 @@ func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf moni
 		MetricFactory:   mf,
 		ElectionFactory: el, // nil: master of every tree
 	}
-	g := grpc.NewServer(grpc.UnaryInterceptor(interceptor.ErrorWrapper), grpc.MaxRecvMsgSize(64<<20))
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(outageInterceptor(unavailable), interceptor.ErrorWrapper), grpc.MaxRecvMsgSize(64<<20))
 	trillian.RegisterTrillianAdminServer(g, admin.New(registry, []trillian.TreeType{trillian.TreeType_LOG}))
 	direct := server.NewTrillianLogRPCServer(registry, clock.System)
 	trillian.RegisterTrillianLogServer(g, direct)
@@ -139,6 +142,20 @@ func newTrillianServer(ls tstorage.LogStorage, as tstorage.AdminStorage, mf moni
 		g.Serve(lis)
 	}()
 	return t, nil
+}
+
+// outageInterceptor answers codes.Unavailable for an error that
+// unavailable says is the storage's outage. Trillian's MySQL storage
+// returns the driver's errors (connection refused, invalid connection)
+// as they come, which gRPC would send as Unknown and ctfe answer 500.
+func outageInterceptor(unavailable func(context.Context, error) bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		rsp, err := handler(ctx, req)
+		if err != nil && unavailable != nil && status.Code(err) != codes.Unavailable && unavailable(ctx, err) {
+			return rsp, status.Error(codes.Unavailable, "storage unavailable: "+err.Error())
+		}
+		return rsp, err
+	}
 }
 
 // runSequencer integrates queued leaves and signs roots until ctx ends.

@@ -72,6 +72,17 @@ func rateLimited(f string, a ...any) *Problem {
 func rejectedIdentifier(f string, a ...any) *Problem {
 	return problem("rejectedIdentifier", http.StatusBadRequest, f, a...)
 }
+
+// unavailable is the answer to a request that failed because the storage
+// is unreachable: serverInternal's type (RFC 8555 has no other for it)
+// with 503 and a Retry-After, as RFC 9110 section 15.6.4 has it, so that
+// the client retries rather than gives up.
+func unavailable() *Problem {
+	p := problem("serverInternal", http.StatusServiceUnavailable, "the server's storage is unavailable; retry later")
+	p.RetryAfter = 3
+	return p
+}
+
 func serverInternal(f string, a ...any) *Problem {
 	return problem("serverInternal", http.StatusInternalServerError, f, a...)
 }

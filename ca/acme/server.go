@@ -69,6 +69,11 @@ type Options struct {
 	// Registerer receives the ctstage_acme_* metrics; nil registers
 	// nothing.
 	Registerer prometheus.Registerer
+	// Unavailable, when set, says whether an error is an outage of the
+	// storage (storage.Backend.Unavailable): the request is then answered
+	// 503 with Retry-After, which clients may retry, instead of
+	// serverInternal's 500.
+	Unavailable func(ctx context.Context, err error) bool
 	// Logger receives one line per request. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -221,7 +226,11 @@ func (s *Server) wrap(endpoint string, h func(http.ResponseWriter, *http.Request
 		var attrs []slog.Attr
 		if !errors.As(err, &p) || p.Status >= 500 {
 			attrs = append(attrs, slog.String("err", err.Error()))
-			p = serverInternal("the server could not process the request")
+			if s.opts.Unavailable != nil && s.opts.Unavailable(r.Context(), err) {
+				p = unavailable()
+			} else {
+				p = serverInternal("the server could not process the request")
+			}
 		}
 		attrs = append(attrs, slog.String("problem", p.Type), slog.String("detail", p.Detail))
 		if !logging.Annotate(w, attrs...) {

@@ -2,6 +2,7 @@ package tiled
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -83,6 +84,10 @@ func (l *Log) serveAdd(w http.ResponseWriter, r *http.Request, precert bool) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "Service Unavailable\nthe log is busy; retry", http.StatusServiceUnavailable)
 		return
+	case l.unavailable(r.Context(), err):
+		l.opts.Logger.Warn("tiled add: storage unavailable", "origin", l.opts.Origin, "err", err)
+		serveUnavailable(w)
+		return
 	case err != nil:
 		l.opts.Logger.Error("tiled add failed", "origin", l.opts.Origin, "err", err)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
@@ -95,6 +100,17 @@ func (l *Log) serveAdd(w http.ResponseWriter, r *http.Request, precert bool) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
+}
+
+// unavailable reports whether err is an outage of the log's storage.
+func (l *Log) unavailable(ctx context.Context, err error) bool {
+	return err != nil && l.opts.Unavailable != nil && l.opts.Unavailable(ctx, err)
+}
+
+// serveUnavailable answers 503 with a Retry-After, for a storage outage.
+func serveUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "Service Unavailable\nthe log's storage is unavailable; retry", http.StatusServiceUnavailable)
 }
 
 func (l *Log) serveRoots(w http.ResponseWriter, _ *http.Request) {
@@ -164,7 +180,14 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
 	}
-	if size, err := l.servedSize(r.Context(), need); err != nil || size < need {
+	size, err := l.servedSize(r.Context(), need)
+	if l.unavailable(r.Context(), err) {
+		// Not a 404: a monitor would take that for a tile the log
+		// committed to and lost.
+		serveUnavailable(w)
+		return
+	}
+	if err != nil || size < need {
 		http.Error(w, "Not Found\nno such tile in the published tree", http.StatusNotFound)
 		return
 	}
@@ -199,6 +222,10 @@ func (l *Log) serveIssuer(w http.ResponseWriter, r *http.Request) {
 func (l *Log) serveStored(w http.ResponseWriter, r *http.Request, b []byte, err error, ctype string, compress bool) {
 	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	if l.unavailable(r.Context(), err) {
+		serveUnavailable(w)
 		return
 	}
 	if err != nil {

@@ -73,6 +73,10 @@ type Options struct {
 	Name string
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Unavailable, when set, says whether an error of the log's storage is
+	// an outage of it (see storage.Backend.Unavailable): such a request is
+	// answered 503 with Retry-After, which clients retry, instead of 500.
+	Unavailable func(ctx context.Context, err error) bool
 }
 
 // Checkpoint intervals: how often a new checkpoint is published, which

@@ -124,6 +124,6 @@ func (st *Stage) newACMEServer(ctx context.Context, zone *va.Zone) (*acme.Server
 		EABKeys: st.cfg.EAB.Keys, ExternalAccountRequired: st.cfg.EAB.Required,
 		CAAIdentities: []string{CAAIdentity}, Website: "https://github.com/ctstage/ctstage",
 		Logger: st.log.With("component", "acme"), Now: st.opts.Now, Registerer: st.reg,
-		NonceStore: nonces,
+		NonceStore: nonces, Unavailable: st.store.backend.Unavailable,
 	})
 }

@@ -85,6 +85,15 @@ func (st *Stage) openStorage(ctx context.Context) error {
 	}
 	st.store.backend = b
 	st.undo.push("storage", func(context.Context) error { return b.Close() })
+	if b.DB != nil {
+		// Every role's /healthz says when the shared database is gone.
+		st.ready.add("storage", func(ctx context.Context) error {
+			if err := b.DB.PingContext(ctx); err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+			return nil
+		})
+	}
 	return nil
 }
 
@@ -146,6 +155,7 @@ func (st *Stage) buildLogs(ctx context.Context, roles Roles) error {
 		BaseURL:      st.LogURL,
 		Logger:       st.log,
 		Registerer:   st.reg,
+		Unavailable:  b.Unavailable,
 	}
 	if el != nil {
 		opts.Election = el

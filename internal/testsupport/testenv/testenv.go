@@ -52,6 +52,13 @@ func MySQL(t testing.TB) string {
 	if server == "" {
 		server = "ctstage:ctstage@127.0.0.1:3306"
 	}
+	return Database(t, server)
+}
+
+// Database is MySQL on server ("USER[:PASS]@HOST:PORT"), e.g. a
+// MariaDB.Server.
+func Database(t testing.TB, server string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	db, err := sql.Open("mysql", server[:len(server)-len(hostPart(server))]+"tcp("+hostPart(server)+")/")
@@ -223,4 +230,122 @@ func freePorts(t testing.TB, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// MariaDB is a private MariaDB server that a test started on a free
+// loopback port, in a directory of its own, so that the test can stop and
+// start it without touching the shared server that MySQL uses.
+type MariaDB struct {
+	// Server is "root@127.0.0.1:PORT" (no password), the form of
+	// CTSTAGE_TEST_MYSQL.
+	Server string
+
+	t       testing.TB
+	dir     string
+	port    int
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	stopped bool
+}
+
+// StartMariaDB initialises a data directory with Debian's
+// mariadb-install-db and starts /usr/sbin/mariadbd on it (or
+// $CTSTAGE_TEST_MARIADBD); it stops when the test ends.
+func StartMariaDB(t testing.TB) *MariaDB {
+	t.Helper()
+	bin := os.Getenv("CTSTAGE_TEST_MARIADBD")
+	if bin == "" {
+		bin = "/usr/sbin/mariadbd"
+	}
+	install, err := exec.LookPath("mariadb-install-db")
+	if err == nil {
+		_, err = os.Stat(bin)
+	}
+	if err != nil {
+		Unavailable(t, "no MariaDB server to run privately (apt-get install -y mariadb-server, or set CTSTAGE_TEST_MARIADBD): %v", err)
+	}
+	m := &MariaDB{t: t, dir: t.TempDir(), port: freePorts(t, 1)[0]}
+	m.Server = fmt.Sprintf("root@127.0.0.1:%d", m.port)
+	cmd := exec.Command(install, "--no-defaults", "--datadir="+filepath.Join(m.dir, "data"), "--user="+currentUser(),
+		"--auth-root-authentication-method=normal", "--skip-test-db")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	m.start(bin)
+	t.Cleanup(func() {
+		m.Stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(m.dir, "error.log")); err == nil && len(b) > 0 {
+				t.Logf("the private MariaDB's log (last 4 KiB):\n%s", b[max(0, len(b)-4096):])
+			}
+		}
+	})
+	return m
+}
+
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if os.Geteuid() == 0 {
+		return "root"
+	}
+	return fmt.Sprint(os.Geteuid())
+}
+
+func (m *MariaDB) start(bin string) {
+	m.t.Helper()
+	cmd := exec.Command(bin, "--no-defaults", "--datadir="+filepath.Join(m.dir, "data"), "--user="+currentUser(),
+		fmt.Sprintf("--port=%d", m.port), "--bind-address=127.0.0.1",
+		"--socket="+filepath.Join(m.dir, "mysqld.sock"), "--pid-file="+filepath.Join(m.dir, "mysqld.pid"),
+		"--log-error="+filepath.Join(m.dir, "error.log"), "--skip-log-bin", "--innodb-buffer-pool-size=128M",
+		"--max-connections=500")
+	if err := cmd.Start(); err != nil {
+		m.t.Fatalf("couldn't start %s: %v", bin, err)
+	}
+	m.cmd, m.exited, m.stopped = cmd, make(chan struct{}), false
+	go func() { cmd.Wait(); close(m.exited) }()
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/", m.port))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(60 * time.Second) // crash recovery after a kill
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-m.exited:
+			m.t.Fatalf("the private MariaDB exited at start; its log is %s", filepath.Join(m.dir, "error.log"))
+		default:
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("the private MariaDB on port %d not ready after 60 s: %v", m.port, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (SIGKILL: an outage, not a shutdown; InnoDB
+// recovers its committed transactions at the next start). Its data stays.
+func (m *MariaDB) Stop() {
+	if m.stopped {
+		return
+	}
+	m.cmd.Process.Kill()
+	<-m.exited
+	m.stopped = true
+}
+
+// Restart starts a stopped server again on the same port and data.
+func (m *MariaDB) Restart() {
+	m.t.Helper()
+	if !m.stopped {
+		m.t.Fatal("the private MariaDB is running")
+	}
+	m.start(m.cmd.Path)
 }
