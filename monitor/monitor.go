@@ -53,8 +53,10 @@ type Options struct {
 	// MaxAge is how old a log's newest tree head may be before it is
 	// stale. Default 24 h.
 	MaxAge time.Duration
-	// Unreachable is how long a log may fail to answer before it is
-	// unreachable. Default 5 minutes.
+	// Unreachable is how long a log may fail to answer, or to serve the
+	// entries its tree head commits to, before it is unreachable.
+	// Default (zero) 5 minutes; negative is at the first failure, which
+	// is what a single pass (ctstage monitor --once) wants.
 	Unreachable time.Duration
 	// RequestTimeout bounds each tree head and consistency proof read.
 	// Default 30 s.
@@ -103,7 +105,7 @@ func New(opts Options) (*Monitor, error) {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 24 * time.Hour
 	}
-	if opts.Unreachable <= 0 {
+	if opts.Unreachable == 0 {
 		opts.Unreachable = 5 * time.Minute
 	}
 	if opts.Parallel <= 0 {
@@ -254,6 +256,12 @@ type follower struct {
 	lastTTY, lastLog time.Time // the last progress line of each kind
 	failingSince     time.Time
 	firstErr         error // of the outage since failingSince
+	// readFailingSince is when reading the entries a verified tree head
+	// commits to began to fail (from index readFrom, first with readErr):
+	// a log that signs a tree it cannot serve is unreachable too.
+	readFailingSince time.Time
+	readFrom         uint64
+	readErr          error
 	// pending are the SCTs of this log whose entries were not seen yet
 	// (pmu: AddSCTs adds to them while the follower polls).
 	pmu     sync.Mutex
@@ -301,10 +309,10 @@ func (f *follower) poll(ctx context.Context) {
 		if f.failingSince.IsZero() {
 			f.failingSince, f.firstErr = now, err
 		}
-		if now.Sub(f.failingSince) >= f.m.opts.Unreachable {
+		if now.Sub(f.failingSince) >= max(f.m.opts.Unreachable, 0) {
 			// The detail names the outage, not its length or its last
 			// error, so that an outage is one alert.
-			f.alert(AlertUnreachable, "no tree head since %s, over %s: %v", f.failingSince.UTC().Format(time.RFC3339), f.m.opts.Unreachable, f.firstErr)
+			f.alert(AlertUnreachable, "no tree head since %s, over %s: %v", f.failingSince.UTC().Format(time.RFC3339), max(f.m.opts.Unreachable, 0), f.firstErr)
 		}
 		return
 	}
@@ -497,11 +505,20 @@ func (f *follower) read(ctx context.Context, h Head) {
 			f.alert(AlertBadEntry, "%v", err)
 		case ctx.Err() == nil:
 			f.m.opts.Logger.Warn("couldn't read entries", "log", f.log.Description, "from", r.End(), "err", err)
+			now := f.m.opts.Now()
+			if f.readFailingSince.IsZero() {
+				f.readFailingSince, f.readFrom, f.readErr = now, r.End(), err
+			}
+			if now.Sub(f.readFailingSince) >= max(f.m.opts.Unreachable, 0) {
+				f.alert(AlertUnreachable, "the entries from index %d, which tree head %d commits to, unreadable since %s, over %s: %v",
+					f.readFrom, h.Size, f.readFailingSince.UTC().Format(time.RFC3339), max(f.m.opts.Unreachable, 0), f.readErr)
+			}
 		}
 		f.st.setRange(r)
 		f.st.save()
 		return
 	}
+	f.readFailingSince = time.Time{}
 	root, err := r.GetRootHash(nil)
 	if h.Size == 0 {
 		root = rfc6962.DefaultHasher.EmptyRoot()

@@ -55,17 +55,18 @@ func FuzzReadHeads(f *testing.F) {
 	})
 }
 
-// fakeSource answers heads as told.
+// fakeSource answers heads, and fails entry reads, as told.
 type fakeSource struct {
-	h   Head
-	err error
+	h          Head
+	err        error
+	entriesErr error
 }
 
 func (s *fakeSource) head(context.Context) (Head, error)                          { return s.h, s.err }
 func (s *fakeSource) consistency(context.Context, Head, Head) error               { return nil }
 func (s *fakeSource) included(context.Context, Hash, *uint64, Head) (bool, error) { return true, nil }
 func (s *fakeSource) entries(context.Context, uint64, uint64, Head, func(Entry) error) error {
-	return nil
+	return s.entriesErr
 }
 
 type sinkFunc func(Event)
@@ -108,5 +109,45 @@ func TestAlertsOncePerCondition(t *testing.T) {
 	}
 	if len(got) != 3 || got[2].Alert != AlertUnreachable {
 		t.Fatalf("a second outage: %+v", got)
+	}
+}
+
+// TestUnreadableEntries: a log whose tree heads verify but whose entries
+// cannot be read (tiles that 404, get-entries that fail) is unreachable
+// once that lasts the threshold: one alert per outage, none before it,
+// and at the first failure with a negative threshold (--once).
+func TestUnreadableEntries(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var got []Event
+	newFollower := func(unreachable time.Duration, src source) *follower {
+		m := &Monitor{opts: Options{Now: func() time.Time { return now }, Unreachable: unreachable, MaxAge: time.Hour, RequestTimeout: time.Second,
+			Sink: sinkFunc(func(e Event) { got = append(got, e) }), SaveEvery: 1, Logger: slog.New(slog.DiscardHandler)}, metrics: newMetrics(nil)}
+		st, err := loadState(t.TempDir(), [32]byte{2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &follower{m: m, log: &sctverify.Log{Description: "fake"}, src: src, st: st, seen: map[string]bool{}}
+	}
+	// A head of size 1; its entry never comes.
+	src := &fakeSource{h: Head{Size: 1, Root: Hash{9}, Time: now}, entriesErr: errors.New("tile/data/000.p/1: 404 Not Found")}
+	f := newFollower(time.Minute, src)
+	for i := range 4 {
+		f.poll(t.Context())
+		if i < 2 && len(got) != 0 {
+			t.Fatalf("poll %d, %v into the failure: %+v", i, time.Duration(i)*30*time.Second, got)
+		}
+		now = now.Add(30 * time.Second)
+		src.h.Time = now
+		src.entriesErr = fmt.Errorf("attempt %d: 404", i) // the error changes
+	}
+	if len(got) != 1 || got[0].Alert != AlertUnreachable || !strings.Contains(got[0].Detail, "from index 0") {
+		t.Fatalf("one outage of the entries: %+v", got)
+	}
+	// --once: the first failure is the alert.
+	got = nil
+	g := newFollower(-1, &fakeSource{h: Head{Size: 1, Root: Hash{9}, Time: now}, entriesErr: errors.New("get-entries: 500")})
+	g.poll(t.Context())
+	if len(got) != 1 || got[0].Alert != AlertUnreachable {
+		t.Fatalf("--once: %+v", got)
 	}
 }

@@ -44,7 +44,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	asJSON := fs.Bool("json", false, "one JSON object per line, for each alert and each watched certificate")
 	interval := fs.Duration("interval", 10*time.Second, "how often each log is polled")
 	maxAge := fs.Duration("max-age", 24*time.Hour, "a log's newest tree head older than this is stale")
-	unreachable := fs.Duration("unreachable", 5*time.Minute, "a log failing to answer this long is unreachable")
+	unreachable := fs.Duration("unreachable", 5*time.Minute, "a log failing to answer, or to serve the entries it signed, this long is unreachable (with --once and not set: at the first failure)")
 	parallel := fs.Int("parallel", 4, "get-entries requests at once per RFC 6962 log")
 	saveEvery := fs.Uint64("save-every", 10000, "entries read between two saves of the state (a killed monitor reads again at most this many)")
 	reqTimeout := fs.Duration("request-timeout", 30*time.Second, "bound on each tree head and consistency proof request")
@@ -55,6 +55,11 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "monitor: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	if *once && !flagSet(fs, "unreachable") {
+		// One pass is the whole observation: a log it could not read is
+		// something wrong, and --once must not exit 0 for it.
+		*unreachable = -1
 	}
 	if *interval <= 0 || *parallel <= 0 {
 		fmt.Fprintln(stderr, "monitor: --interval and --parallel must be above 0")
@@ -159,4 +164,11 @@ func serveAt(addr, path string, h http.Handler, log *slog.Logger) (stop func(), 
 	go srv.Serve(httpserver.Listener(lis, httpserver.Default))
 	log.Info("serving", "url", "http://"+lis.Addr().String()+path)
 	return func() { srv.Close() }, nil
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
