@@ -6,9 +6,11 @@
 # all separate `ctstage serve` processes on the same MariaDB database and
 # an etcd on loopback. Prints each run's throughput, latency and merge
 # delay, and the CPU time per accepted submission of every process
-# (frontends, sequencer, MariaDB) from /proc.
+# (frontends, sequencer, MariaDB) from /proc. Then the same W1 against the
+# stock Trillian + ct_server stack on the same MariaDB, in the same run.
 #
-# Needs Debian's etcd (apt-get install -y etcd-server), python3 and a
+# Needs Debian's etcd (apt-get install -y etcd-server), python3, openssl,
+# the Go module proxy (for the stock stack) and a
 # MariaDB the ctstage user can create databases on (see .ci/run).
 # Usage: scripts/bench-scaleout.sh [N]   (N submissions per run, default 20000)
 set -euo pipefail
@@ -92,7 +94,9 @@ s0=$(ticks "$seq_pid") f0=$(ticks "$fe1_pid") g0=$(ticks "$fe2_pid") m0=$(ticks 
 start=$(date +%s%N)
 "$bin" bench --ca "$work/p256" --log-list "$list" --log-url "http://127.0.0.1:16981/$shard/" -c 32 -n "$half" --log-level warn >"$work/a.txt" &
 a=$!
-"$bin" bench --ca "$work/p256" --log-list "$list" --log-url "http://127.0.0.1:16982/$shard/" -c 32 -n "$half" --log-level warn >"$work/b.txt" &
+# The same list with frontend 2's URL, so that its bench checks the SCTs too.
+curl -sf "$list" | sed 's#127.0.0.1:16981#127.0.0.1:16982#g' >"$work/list2.json"
+"$bin" bench --ca "$work/p256" --log-list "$work/list2.json" --log-url "http://127.0.0.1:16982/$shard/" -c 32 -n "$half" --log-level warn >"$work/b.txt" &
 b=$!
 wait "$a" "$b"
 end=$(date +%s%N)
@@ -101,4 +105,62 @@ echo "--- through frontend 2:"; cat "$work/b.txt"
 awk -v n="$n" -v ns="$((end - start))" 'BEGIN { printf "  both together: %d submissions in %.2f s wall (both benches, their set-up included): %.0f/s\n", n, ns / 1e9, n / (ns / 1e9) }'
 sleep 2
 report_cpu "$n" "frontend1=$fe1_pid:$f0" "frontend2=$fe2_pid:$g0" "sequencer=$seq_pid:$s0" "mariadb=$maria_pid:$m0"
+kill "$fe1_pid" "$fe2_pid" "$seq_pid"
+wait "$fe1_pid" "$fe2_pid" "$seq_pid" 2>/dev/null || true
+
+# The stock stack on the same MariaDB, a database of its own: Trillian's
+# log server and log signer (v1.7.2) and ct-go's ct_server (v1.3.2: it
+# does not build against Trillian v1.8.0), their default flags but the
+# signer's batch, set to ctstage's 4,096.
+stock="$work/stock"
+GOBIN="$stock" go install github.com/google/trillian/cmd/trillian_log_server@v1.7.2 \
+  github.com/google/trillian/cmd/trillian_log_signer@v1.7.2 github.com/google/trillian/cmd/createtree@v1.7.2
+GOBIN="$stock" go install github.com/google/certificate-transparency-go/trillian/ctfe/ct_server@v1.3.2
+"${my[@]}" -e "CREATE DATABASE ${db}_stock"
+"${my[@]}" "${db}_stock" <"$(go env GOMODCACHE)/github.com/google/trillian@v1.7.2/storage/mysql/schema/storage.sql"
+uri="ctstage:ctstage@tcp(127.0.0.1:3306)/${db}_stock"
+"$stock/trillian_log_server" --mysql_uri "$uri" --rpc_endpoint 127.0.0.1:16990 --http_endpoint 127.0.0.1:16991 >"$work/tls.log" 2>&1 &
+tls_pid=$!
+"$stock/trillian_log_signer" --mysql_uri "$uri" --force_master --batch_size 4096 \
+  --rpc_endpoint 127.0.0.1:16992 --http_endpoint 127.0.0.1:16993 >"$work/signer.log" 2>&1 &
+signer_pid=$!
+tree=""
+for _ in $(seq 100); do tree=$("$stock/createtree" --admin_server 127.0.0.1:16990 2>>"$work/createtree.log") && break; sleep 0.2; done
+[ -n "$tree" ] || { cat "$work/createtree.log" "$work/tls.log" >&2; exit 1; }
+openssl ecparam -name prime256v1 -genkey -noout -out "$work/stock-key.pem"
+openssl ec -in "$work/stock-key.pem" -pubout -outform DER -out "$work/stock-pub.der" 2>/dev/null
+# ct_server's PEMKeyFile insists on a password.
+openssl ec -in "$work/stock-key.pem" -aes-128-cbc -passout pass:stock -out "$work/stock-key-enc.pem" 2>/dev/null
+cat >"$work/ct_server.cfg" <<EOF
+config {
+  log_id: $tree
+  prefix: "stock"
+  roots_pem_file: "$work/p256/root.pem"
+  private_key {
+    [type.googleapis.com/keyspb.PEMKeyFile] {
+      path: "$work/stock-key-enc.pem"
+      password: "stock"
+    }
+  }
+}
+EOF
+"$stock/ct_server" --log_config "$work/ct_server.cfg" --log_rpc_server 127.0.0.1:16990 --http_endpoint 127.0.0.1:16994 >"$work/ct_server.log" 2>&1 &
+ct_pid=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:16994/stock/ct/v1/get-sth >/dev/null && break; sleep 0.2; done
+curl -sf http://127.0.0.1:16994/stock/ct/v1/get-sth >/dev/null || { cat "$work/ct_server.log" >&2; exit 1; }
+python3 - "$work/stock-pub.der" >"$work/stock-list.json" <<'PY'
+import base64, hashlib, json, sys
+der = open(sys.argv[1], "rb").read()
+print(json.dumps({"version": "stock", "log_list_timestamp": "2026-01-01T00:00:00Z", "operators": [{
+    "name": "stock", "email": ["stock@example.com"], "logs": [{
+        "description": "stock Trillian + ct_server", "log_id": base64.b64encode(hashlib.sha256(der).digest()).decode(),
+        "key": base64.b64encode(der).decode(), "url": "http://127.0.0.1:16994/stock/", "mmd": 86400,
+        "state": {"usable": {"timestamp": "2026-01-01T00:00:00Z"}}}]}]}))
+PY
+echo "## $(date -u +%FT%TZ) stock stack (ct_server, trillian_log_server, trillian_log_signer): W1, 64 clients, $n submissions   (load $(cut -d' ' -f1-3 /proc/loadavg))"
+c0=$(ticks "$ct_pid") l0=$(ticks "$tls_pid") s0=$(ticks "$signer_pid") m0=$(ticks "$maria_pid")
+"$bin" bench --ca "$work/p256" --log-list "$work/stock-list.json" --log-url http://127.0.0.1:16994/stock/ -c 64 -n "$n" --log-level warn ||
+  echo "  (the bench failed some submissions to the stock stack: see above)"
+sleep 2
+report_cpu "$n" "ct_server=$ct_pid:$c0" "log_server=$tls_pid:$l0" "log_signer=$signer_pid:$s0" "mariadb=$maria_pid:$m0"
 echo "machine: $(nproc) cores, $(go version), $(uname -r)"
