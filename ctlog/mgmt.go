@@ -71,11 +71,50 @@ func (s *Server) Info(f *front) LogInfo {
 func (s *Server) serveLogs(w http.ResponseWriter, _ *http.Request) {
 	out := struct {
 		Logs []LogInfo `json:"logs"`
-	}{Logs: []LogInfo{}}
-	for _, f := range s.fronts {
-		out.Logs = append(out.Logs, s.Info(f))
-	}
+	}{Logs: s.Shards()}
 	writeMgmt(w, http.StatusOK, out)
+}
+
+// Shards describes every shard, in config order, as GET /logs does.
+func (s *Server) Shards() []LogInfo {
+	out := []LogInfo{}
+	for _, f := range s.fronts {
+		out = append(out, s.Info(f))
+	}
+	return out
+}
+
+// ErrNoShard is returned for a shard name that is not one of the server's.
+var ErrNoShard = errors.New("no such shard")
+
+// AddFault sets a fault on shard, given as the body of POST
+// /logs/<shard>/faults (docs/faults.md); an error for a fault that does
+// not decode or apply is the caller's mistake.
+func (s *Server) AddFault(shard string, body []byte) (LogInfo, error) {
+	f := s.byName[shard]
+	if f == nil {
+		return LogInfo{}, fmt.Errorf("%w: %q", ErrNoShard, shard)
+	}
+	flt, err := faults.Decode(body, f.tiled)
+	if err == nil {
+		err = f.faults.Add(flt, time.Now())
+	}
+	if err != nil {
+		return LogInfo{}, err
+	}
+	s.log.Warn("log fault set", "shard", f.name, "fault", string(flt.Kind), "body", string(bytes.TrimSpace(body)))
+	return s.Info(f), nil
+}
+
+// ClearFaults clears every fault of shard.
+func (s *Server) ClearFaults(shard string) (LogInfo, error) {
+	f := s.byName[shard]
+	if f == nil {
+		return LogInfo{}, fmt.Errorf("%w: %q", ErrNoShard, shard)
+	}
+	n := f.faults.Clear()
+	s.log.Info("log faults cleared", "shard", f.name, "cleared", n)
+	return s.Info(f), nil
 }
 
 func (s *Server) withShard(h func(http.ResponseWriter, *http.Request, *front)) http.HandlerFunc {
@@ -134,22 +173,17 @@ func (s *Server) serveAddFault(w http.ResponseWriter, r *http.Request, f *front)
 		mgmtError(w, http.StatusBadRequest, "couldn't read the body: "+err.Error())
 		return
 	}
-	flt, err := faults.Decode(body, f.tiled)
-	if err == nil {
-		err = f.faults.Add(flt, time.Now())
-	}
+	info, err := s.AddFault(f.name, body)
 	if err != nil {
 		mgmtError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.log.Warn("log fault set", "shard", f.name, "fault", string(flt.Kind), "body", string(bytes.TrimSpace(body)))
-	writeMgmt(w, http.StatusOK, s.Info(f))
+	writeMgmt(w, http.StatusOK, info)
 }
 
 func (s *Server) serveClearFaults(w http.ResponseWriter, _ *http.Request, f *front) {
-	n := f.faults.Clear()
-	s.log.Info("log faults cleared", "shard", f.name, "cleared", n)
-	writeMgmt(w, http.StatusOK, s.Info(f))
+	info, _ := s.ClearFaults(f.name)
+	writeMgmt(w, http.StatusOK, info)
 }
 
 // decodeStrict decodes one JSON value of the body into v, refusing

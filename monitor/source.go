@@ -47,6 +47,8 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 type Entry struct {
 	Index    uint64
 	LeafHash Hash
+	// Timestamp is the entry's (its SCT's) timestamp.
+	Timestamp time.Time
 	// Cert is the certificate, or the precertificate, as submitted (DER).
 	Cert    []byte
 	Precert bool
@@ -97,6 +99,7 @@ func parseLeaf(e *Entry, leafInput, extraData []byte) {
 		e.Err = errors.New("not a v1 timestamped MerkleTreeLeaf")
 		return
 	}
+	e.Timestamp = time.UnixMilli(int64(ts)).UTC()
 	// A precert_entry has its issuer_key_hash first.
 	if typ == 1 && !s.Skip(32) || typ > 1 || !s.ReadUint24LengthPrefixed(&body) || !s.ReadUint16LengthPrefixed(&exts) || !s.Empty() {
 		e.Err = fmt.Errorf("malformed MerkleTreeLeaf (entry type %d)", typ)

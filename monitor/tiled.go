@@ -91,7 +91,8 @@ func (s *tiledSource) entries(ctx context.Context, start, end uint64, to Head, f
 			if uint64(i) >= end {
 				break
 			}
-			e := Entry{Index: uint64(i), LeafHash: leafHash(le.MerkleTreeLeaf()), Precert: le.IsPrecert, Cert: le.Certificate}
+			e := Entry{Index: uint64(i), LeafHash: leafHash(le.MerkleTreeLeaf()), Precert: le.IsPrecert, Cert: le.Certificate,
+				Timestamp: time.UnixMilli(le.Timestamp).UTC()}
 			if le.IsPrecert {
 				e.Cert = le.PreCertificate
 				e.Names, e.Err = tbsNames(le.Certificate) // a precert_entry holds the TBS

@@ -27,6 +27,7 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.StringVar(&o.ConfigFile, "config", "", "optional YAML config file; the built-in defaults serve without it")
 	fs.StringVar(&o.Logs.Addr, "log-addr", "127.0.0.1:6962", "address of the logs' plain HTTP server")
 	fs.StringVar(&o.Logs.PublicURL, "log-url", "", "the logs' URL as clients reach it, when not http://--log-addr (a load balancer in front of several frontends); it goes in the log list and in a new tiled shard's origin")
+	fs.BoolVar(&o.Logs.NoDashboard, "no-dashboard", false, "serve no dashboard at / on the log address (and build no search index)")
 	fs.StringVar(&o.Storage, "storage", "sqlite", `"sqlite" (files under --data) or "mysql://USER:PASS@HOST:PORT/DB"`)
 	fs.StringVar(&o.Logs.ExtraRoots, "extra-roots", "", "PEM bundle of more roots that every shard accepts")
 	fs.StringVar(&o.CA.LogList, "log-list", "", "v3 log list (file or URL) of the logs the CA submits to; default: this server's own logs")

@@ -246,8 +246,8 @@ func TestPartsByOptions(t *testing.T) {
 	got := st.undo.names()
 	shutdown(t, st)
 	want := []string{"data directory lock", "storage", "--log-addr listener", "logs", "sequencers", "--log-addr", "CA store", "CA"}
-	if !slices.Equal(got, want) {
-		t.Errorf("pushed %q, want %q", got, want)
+	if !slices.Equal(got, append(slices.Clone(want), "dashboard")) {
+		t.Errorf("pushed %q, want %q", got, append(slices.Clone(want), "dashboard"))
 	}
 	st, err = Start(t.Context(), testOptions(dir, listeners{true, true, true, true}))
 	if err != nil {
@@ -256,7 +256,7 @@ func TestPartsByOptions(t *testing.T) {
 	got = st.undo.names()
 	shutdown(t, st)
 	want = append(want, "--mgmt-addr listener", "--mgmt-addr", "--dns-addr", "--dns-mgmt-addr listener", "--dns-mgmt-addr",
-		"ACME store", "--acme-addr listener", "--acme-addr")
+		"ACME store", "--acme-addr listener", "--acme-addr", "dashboard")
 	if !slices.Equal(got, want) {
 		t.Errorf("pushed %q, want %q", got, want)
 	}

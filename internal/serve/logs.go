@@ -125,6 +125,9 @@ func (st *Stage) startLogs(ctx context.Context) error {
 	}
 	if roles.Log {
 		mux.Handle("/", st.Logs.Handler())
+		if !st.opts.Logs.NoDashboard {
+			st.mountDashboard(mux)
+		}
 	}
 	st.serveOn("--log-addr", lis, mux, nil)
 	return nil

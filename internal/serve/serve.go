@@ -68,6 +68,9 @@ type LogOptions struct {
 	// say the same URL in the log list and, for a tiled shard created
 	// behind it, the checkpoints' origin. Default "http://" + Addr.
 	PublicURL string
+	// NoDashboard turns off the dashboard (package dashboard) and its
+	// index, which reads every entry the shards integrate.
+	NoDashboard bool
 }
 
 // CAOptions are the settings of the staging CA.
@@ -146,6 +149,7 @@ type Stage struct {
 
 	store   storageParts
 	logs    logParts
+	dash    dashboardParts
 	ca      caParts
 	started time.Time
 }
@@ -181,6 +185,7 @@ func (st *Stage) parts() []part {
 		{"logs", st.startLogs, true},
 		{"CA", st.ifCA(st.startCA), true},
 		{"ACME", st.ifCA(st.startACME), true},
+		{"dashboard", st.startDashboard, false},
 	}
 }
 

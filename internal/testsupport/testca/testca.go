@@ -89,10 +89,17 @@ func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signe
 // precert it carries the critical poison extension. It returns the chain
 // leaf, intermediate, root as DER.
 func (ca *CA) Leaf(dnsName string, notAfter time.Time, precert bool) ([][]byte, error) {
+	return ca.LeafNamed(dnsName, []string{dnsName}, notAfter, precert)
+}
+
+// LeafNamed is Leaf with a common name and DNS names of the caller's:
+// any UTF-8 in the common name, any IA5 (ASCII) in the DNS names, valid
+// host names or not, for tests of what shows them.
+func (ca *CA) LeafNamed(commonName string, dnsNames []string, notAfter time.Time, precert bool) ([][]byte, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial.Add(1)),
-		Subject:      pkix.Name{CommonName: dnsName},
-		DNSNames:     []string{dnsName},
+		Subject:      pkix.Name{CommonName: commonName},
+		DNSNames:     dnsNames,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,

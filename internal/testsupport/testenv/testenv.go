@@ -349,3 +349,18 @@ func (m *MariaDB) Restart() {
 	}
 	m.start(m.cmd.Path)
 }
+
+// Chromium is the path of Debian's chromium (or $CTSTAGE_TEST_CHROMIUM)
+// for headless browser tests.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("CTSTAGE_TEST_CHROMIUM")
+	if bin == "" {
+		bin = "chromium"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		Unavailable(t, "no chromium (apt-get install -y chromium, or set CTSTAGE_TEST_CHROMIUM): %v", err)
+	}
+	return path
+}

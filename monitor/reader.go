@@ -1,0 +1,38 @@
+package monitor
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/ctstage/ctstage/sctverify"
+)
+
+// Reader reads one log, of either kind, with the monitor's checks: tree
+// heads whose signatures verify, and entries that must make the tree of
+// the head they are read under. It is for programs that read logs
+// without following them (the dashboard's index).
+type Reader struct{ src source }
+
+// NewReader reads l through hc.
+func NewReader(l *sctverify.Log, hc *http.Client) (*Reader, error) {
+	var src source
+	var err error
+	if l.Tiled {
+		src, err = newTiledSource(l.URL, l.Key, hc)
+	} else {
+		src, err = newRFCSource(l.URL, l.Key, hc, 2)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{src: src}, nil
+}
+
+// Head is the log's newest tree head, its signature checked.
+func (r *Reader) Head(ctx context.Context) (Head, error) { return r.src.head(ctx) }
+
+// Entries calls fn with the entries [start, end) of the tree of to, in
+// order.
+func (r *Reader) Entries(ctx context.Context, start, end uint64, to Head, fn func(Entry) error) error {
+	return r.src.entries(ctx, start, end, to, fn)
+}
