@@ -95,7 +95,7 @@ func FuzzSearch(f *testing.F) {
 type fakeLogs struct{ set, cleared []string }
 
 func (f *fakeLogs) LogList() *loglist3.LogList { return &loglist3.LogList{} }
-func (f *fakeLogs) Shards() []ctlog.LogInfo   { return []ctlog.LogInfo{{Shard: "s", Type: "rfc6962"}} }
+func (f *fakeLogs) Shards() []ctlog.LogInfo    { return []ctlog.LogInfo{{Shard: "s", Type: "rfc6962"}} }
 func (f *fakeLogs) AddFault(shard string, body []byte) (ctlog.LogInfo, error) {
 	if shard != "s" {
 		return ctlog.LogInfo{}, ctlog.ErrNoShard

@@ -3,7 +3,6 @@ package dashboard
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	ctx509 "github.com/google/certificate-transparency-go/x509"
 
 	"github.com/ctstage/ctstage/monitor"
 	"github.com/ctstage/ctstage/sctverify"
@@ -227,13 +224,12 @@ func newRecord(shard string, e monitor.Entry) *record {
 	if e.Err != nil {
 		r.ParseErr = e.Err.Error()
 	}
-	if c, err := x509.ParseCertificate(e.Cert); err == nil {
-		r.Serial, r.Issuer, r.Subject = serialHex(c.SerialNumber.Bytes()), c.Issuer.String(), c.Subject.String()
-		r.NotBefore, r.NotAfter = c.NotBefore.UTC(), c.NotAfter.UTC()
-	} else if c, _ := ctx509.ParseCertificate(e.Cert); c != nil {
-		r.Serial, r.Issuer, r.Subject = serialHex(c.SerialNumber.Bytes()), c.Issuer.String(), c.Subject.String()
-		r.NotBefore, r.NotAfter = c.NotBefore.UTC(), c.NotAfter.UTC()
+	// The reader parsed the certificate (the precertificate's TBS) once.
+	f := e.Facts
+	if f.Serial != nil {
+		r.Serial = serialHex(f.Serial.Bytes())
 	}
+	r.Issuer, r.Subject, r.NotBefore, r.NotAfter = f.Issuer, f.Subject, f.NotBefore, f.NotAfter
 	return r
 }
 

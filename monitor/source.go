@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 
@@ -53,6 +54,9 @@ type Entry struct {
 	Cert    []byte
 	Precert bool
 	Names   []string
+	// Facts are the certificate's (a precertificate's TBS's) serial,
+	// issuer, subject and validity.
+	Facts CertFacts
 	// Err is why the entry could not be parsed (a bad_entry; the alert
 	// names the index).
 	Err error
@@ -108,10 +112,10 @@ func parseLeaf(e *Entry, leafInput, extraData []byte) {
 	var err error
 	if typ == 0 {
 		e.Cert = body
-		e.Names, err = certNames(body)
+		e.Names, e.Facts, err = certNames(body)
 	} else {
 		e.Precert = true
-		e.Names, err = tbsNames(body)
+		e.Names, e.Facts, err = tbsNames(body)
 		if err == nil {
 			x := cryptobyte.String(extraData)
 			var pre cryptobyte.String
@@ -141,21 +145,38 @@ func tbsSignatureAlgorithm(tbs []byte) ([]byte, bool) {
 	return alg, true
 }
 
-// certNames is the names of a certificate.
-func certNames(der []byte) ([]string, error) {
+// CertFacts are what an entry's certificate (or precertificate TBS)
+// says of itself besides its names.
+type CertFacts struct {
+	Serial              *big.Int
+	Issuer, Subject     string
+	NotBefore, NotAfter time.Time
+}
+
+func stdFacts(c *x509.Certificate) CertFacts {
+	return CertFacts{Serial: c.SerialNumber, Issuer: c.Issuer.String(), Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
+}
+
+func ctFacts(c *ctx509.Certificate) CertFacts {
+	return CertFacts{Serial: c.SerialNumber, Issuer: c.Issuer.String(), Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
+}
+
+// certNames is the names and facts of a certificate.
+func certNames(der []byte) ([]string, CertFacts, error) {
 	if c, err := x509.ParseCertificate(der); err == nil {
-		return nameList(c.DNSNames, c.Subject.CommonName), nil
+		return nameList(c.DNSNames, c.Subject.CommonName), stdFacts(c), nil
 	}
 	c, err := ctx509.ParseCertificate(der)
 	if c == nil {
-		return nil, fmt.Errorf("certificate: %v", err)
+		return nil, CertFacts{}, fmt.Errorf("certificate: %v", err)
 	}
-	return nameList(c.DNSNames, c.Subject.CommonName), nil
+	return nameList(c.DNSNames, c.Subject.CommonName), ctFacts(c), nil
 }
 
-// tbsNames is the names of a TBSCertificate, parsed as a certificate
-// with an empty signature (crypto/x509 parses no TBS on its own).
-func tbsNames(tbs []byte) ([]string, error) {
+// tbsNames is the names and facts of a TBSCertificate, parsed as a
+// certificate with an empty signature (crypto/x509 parses no TBS on its
+// own).
+func tbsNames(tbs []byte) ([]string, CertFacts, error) {
 	if alg, ok := tbsSignatureAlgorithm(tbs); ok {
 		// The outer AlgorithmIdentifier must be the TBS's (crypto/x509
 		// checks that they match).
@@ -167,17 +188,17 @@ func tbsNames(tbs []byte) ([]string, error) {
 		})
 		der, err := b.Bytes()
 		if err != nil {
-			return nil, err
+			return nil, CertFacts{}, err
 		}
 		if c, err := x509.ParseCertificate(der); err == nil {
-			return nameList(c.DNSNames, c.Subject.CommonName), nil
+			return nameList(c.DNSNames, c.Subject.CommonName), stdFacts(c), nil
 		}
 	}
 	c, err := ctx509.ParseTBSCertificate(tbs)
 	if c == nil {
-		return nil, fmt.Errorf("precertificate TBS: %v", err)
+		return nil, CertFacts{}, fmt.Errorf("precertificate TBS: %v", err)
 	}
-	return nameList(c.DNSNames, c.Subject.CommonName), nil
+	return nameList(c.DNSNames, c.Subject.CommonName), ctFacts(c), nil
 }
 
 // leafHash is RFC 6962's SHA-256(0x00 || leaf), without copying the leaf.

@@ -95,9 +95,9 @@ func (s *tiledSource) entries(ctx context.Context, start, end uint64, to Head, f
 				Timestamp: time.UnixMilli(le.Timestamp).UTC()}
 			if le.IsPrecert {
 				e.Cert = le.PreCertificate
-				e.Names, e.Err = tbsNames(le.Certificate) // a precert_entry holds the TBS
+				e.Names, e.Facts, e.Err = tbsNames(le.Certificate) // a precert_entry holds the TBS
 			} else {
-				e.Names, e.Err = certNames(le.Certificate)
+				e.Names, e.Facts, e.Err = certNames(le.Certificate)
 			}
 			if err := fn(e); err != nil {
 				return err

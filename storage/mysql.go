@@ -169,6 +169,14 @@ func (b *Backend) Database(ctx context.Context, shard string) (*sql.DB, error) {
 		return nil, fmt.Errorf("couldn't create database %s (the user needs CREATE on it): %w", name, err)
 	}
 	cfg.DBName = name
+	// Tessera polls each shard's tree state several times a second for
+	// its own statistics (tessera.integrationStats, hard-coded at 100 ms,
+	// and followerStats at 200 ms): with server-side prepared statements
+	// every such query is three round trips (prepare, execute, close),
+	// which made an idle frontend of 6 tiled shards cost 75-90 ms of CPU
+	// a second, and MariaDB 60-70. Interpolated on the client (safe with
+	// utf8mb4, the driver's default), each query is one.
+	cfg.InterpolateParams = true
 	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
 		return nil, err
