@@ -144,27 +144,44 @@ func (s *Server) serveSetState(w http.ResponseWriter, r *http.Request, f *front)
 	if !decodeStrict(w, r, &req) {
 		return
 	}
+	info, err := s.SetState(f.name, req)
+	switch {
+	case errors.Is(err, errSaveState):
+		mgmtError(w, http.StatusInternalServerError, "couldn't save the state")
+	case err != nil:
+		mgmtError(w, http.StatusBadRequest, err.Error())
+	default:
+		writeMgmt(w, http.StatusOK, info)
+	}
+}
+
+var errSaveState = errors.New("couldn't save the state")
+
+// SetState sets shard's state, as POST /logs/<shard>/state does; an
+// error other than a failure to save it is the caller's mistake.
+func (s *Server) SetState(shard string, req StateRequest) (LogInfo, error) {
+	f := s.byName[shard]
+	if f == nil {
+		return LogInfo{}, fmt.Errorf("%w: %q", ErrNoShard, shard)
+	}
 	if !slices.Contains(States, req.State) {
-		mgmtError(w, http.StatusBadRequest, fmt.Sprintf("state: %q is not one of %s", req.State, strings.Join(States, ", ")))
-		return
+		return LogInfo{}, fmt.Errorf("state: %q is not one of %s", req.State, strings.Join(States, ", "))
 	}
 	var at time.Time
 	if req.At != "" {
 		var err error
 		if at, err = time.Parse(time.RFC3339, req.At); err != nil {
-			mgmtError(w, http.StatusBadRequest, fmt.Sprintf("at: %q is not an RFC 3339 time", req.At))
-			return
+			return LogInfo{}, fmt.Errorf("at: %q is not an RFC 3339 time", req.At)
 		}
 	}
 	rec, err := f.state.set(req.State, at, time.Now())
 	if err != nil {
 		s.log.Error("couldn't save a shard's state", "shard", f.name, "err", err)
-		mgmtError(w, http.StatusInternalServerError, "couldn't save the state")
-		return
+		return LogInfo{}, errSaveState
 	}
 	s.log.Info("shard state set", "shard", f.name, "state", rec.State, "at", rec.At, "previous", rec.Previous)
 	s.changed()
-	writeMgmt(w, http.StatusOK, s.Info(f))
+	return s.Info(f), nil
 }
 
 func (s *Server) serveAddFault(w http.ResponseWriter, r *http.Request, f *front) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/google/certificate-transparency-go/loglist3"
 
+	acmestore "github.com/ctstage/ctstage/ca/acme/store"
 	"github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/ctlog"
 	"github.com/ctstage/ctstage/sctverify"
@@ -37,9 +38,17 @@ type Logs interface {
 	LogList() *loglist3.LogList
 	// Shards describes every shard: type, operator, state and faults.
 	Shards() []ctlog.LogInfo
-	// AddFault and ClearFaults are the fault API (docs/faults.md).
+	// AddFault, ClearFaults and SetState are the fault and state API
+	// (docs/faults.md).
 	AddFault(shard string, body []byte) (ctlog.LogInfo, error)
 	ClearFaults(shard string) (ctlog.LogInfo, error)
+	SetState(shard string, req ctlog.StateRequest) (ctlog.LogInfo, error)
+}
+
+// Orders is what the CA page reads of the ACME server's store.
+type Orders interface {
+	RecentOrderIDs(ctx context.Context, limit int) ([]string, error)
+	Order(ctx context.Context, id string) (*acmestore.Order, error)
 }
 
 // Options configure a Dashboard.
@@ -49,6 +58,9 @@ type Options struct {
 	// Issuances is the CA's store, for the CA page and the final
 	// certificates of precertificates; nil when this process has no CA.
 	Issuances store.Store
+	// Orders is the ACME server's store, for its recent orders; nil when
+	// this process serves no ACME.
+	Orders Orders
 	// Issuers are certificates among which a logged certificate's issuer
 	// is looked for (the staging intermediates and roots, the extra
 	// roots), to verify its SCTs.

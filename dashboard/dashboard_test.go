@@ -106,6 +106,13 @@ func (f *fakeLogs) AddFault(shard string, body []byte) (ctlog.LogInfo, error) {
 	f.set = append(f.set, string(body))
 	return ctlog.LogInfo{Shard: shard}, nil
 }
+func (f *fakeLogs) SetState(shard string, req ctlog.StateRequest) (ctlog.LogInfo, error) {
+	if req.State != "readonly" {
+		return ctlog.LogInfo{}, errors.New("bad state")
+	}
+	f.set = append(f.set, "state "+req.State)
+	return ctlog.LogInfo{Shard: shard}, nil
+}
 func (f *fakeLogs) ClearFaults(shard string) (ctlog.LogInfo, error) {
 	f.cleared = append(f.cleared, shard)
 	return ctlog.LogInfo{Shard: shard}, nil
@@ -149,12 +156,14 @@ func TestFaultsForm(t *testing.T) {
 		{"a bad action", "127.0.0.1:5000", "127.0.0.1:6962", "", url.Values{"token": {d.token()}, "shard": {"s"}, "action": {"boom"}}, http.StatusBadRequest},
 		{"set", "127.0.0.1:5000", "127.0.0.1:6962", "http://127.0.0.1:6962", good, http.StatusSeeOther},
 		{"clear", "[::1]:5000", "localhost:6962", "", url.Values{"token": {d.token()}, "shard": {"s"}, "action": {"clear"}}, http.StatusSeeOther},
+		{"a bad state", "127.0.0.1:5000", "127.0.0.1:6962", "", url.Values{"token": {d.token()}, "shard": {"s"}, "action": {"state"}, "state": {"gone"}}, http.StatusBadRequest},
+		{"state", "127.0.0.1:5000", "127.0.0.1:6962", "", url.Values{"token": {d.token()}, "shard": {"s"}, "action": {"state"}, "state": {"readonly"}}, http.StatusSeeOther},
 	} {
 		if w := post(tc.remote, tc.host, tc.origin, tc.form); w.Code != tc.want {
 			t.Errorf("%s: %d, want %d\n%s", tc.name, w.Code, tc.want, w.Body)
 		}
 	}
-	if len(logs.set) != 1 || logs.set[0] != `{"kind":"unavailable"}` || len(logs.cleared) != 1 {
+	if len(logs.set) != 2 || logs.set[0] != `{"kind":"unavailable"}` || logs.set[1] != "state readonly" || len(logs.cleared) != 1 {
 		t.Errorf("faults set %q, cleared %q: want one of each, from the good posts only", logs.set, logs.cleared)
 	}
 }

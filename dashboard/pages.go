@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/certificate-transparency-go/loglist3"
 
+	acmestore "github.com/ctstage/ctstage/ca/acme/store"
 	"github.com/ctstage/ctstage/ca/store"
 	"github.com/ctstage/ctstage/ctlog"
 	"github.com/ctstage/ctstage/ctlog/faults"
@@ -415,8 +416,21 @@ func (d *Dashboard) serveIssuances(w http.ResponseWriter, r *http.Request) {
 		page
 		HasCA   bool
 		Records []issuanceRow
+		Orders  []*acmestore.Order
+		HasACME bool
 		Err     string
-	}{page: page{Title: "CA", Now: d.opts.Now()}, HasCA: d.opts.Issuances != nil}
+	}{page: page{Title: "CA", Now: d.opts.Now()}, HasCA: d.opts.Issuances != nil, HasACME: d.opts.Orders != nil}
+	if d.opts.Orders != nil {
+		ids, err := d.opts.Orders.RecentOrderIDs(r.Context(), 100)
+		if err != nil {
+			data.Err = err.Error()
+		}
+		for _, id := range ids {
+			if o, err := d.opts.Orders.Order(r.Context(), id); err == nil {
+				data.Orders = append(data.Orders, o)
+			}
+		}
+	}
 	if d.opts.Issuances != nil {
 		recs, err := d.opts.Issuances.Issued(r.Context(), d.opts.Now().Add(-30*24*time.Hour), "", 1000)
 		if err != nil {
@@ -457,11 +471,12 @@ func (d *Dashboard) renderFaults(w http.ResponseWriter, status int, r *http.Requ
 		page
 		Shards   []ctlog.LogInfo
 		Kinds    []faults.Kind
+		States   []string
 		Token    string
 		Loopback bool
 		Message  string
 		Error    string
-	}{page{Title: "Faults", Now: d.opts.Now()}, d.opts.Logs.Shards(), faults.Kinds, d.token(), loopback.IsPeer(r), msg, errMsg})
+	}{page{Title: "Faults", Now: d.opts.Now()}, d.opts.Logs.Shards(), faults.Kinds, ctlog.States, d.token(), loopback.IsPeer(r), msg, errMsg})
 }
 
 // postFaults sets or clears a shard's faults from the faults page's
@@ -491,6 +506,8 @@ func (d *Dashboard) postFaults(w http.ResponseWriter, r *http.Request) {
 	switch r.PostForm.Get("action") {
 	case "clear":
 		info, err = d.opts.Logs.ClearFaults(shard)
+	case "state":
+		info, err = d.opts.Logs.SetState(shard, ctlog.StateRequest{State: r.PostForm.Get("state"), At: strings.TrimSpace(r.PostForm.Get("at"))})
 	case "set":
 		body := strings.TrimSpace(r.PostForm.Get("fault"))
 		if body == "" {
@@ -499,7 +516,7 @@ func (d *Dashboard) postFaults(w http.ResponseWriter, r *http.Request) {
 		}
 		info, err = d.opts.Logs.AddFault(shard, []byte(body))
 	default:
-		err = errors.New("action must be set or clear")
+		err = errors.New("action must be set, clear or state")
 	}
 	if err != nil {
 		status := http.StatusBadRequest

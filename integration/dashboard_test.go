@@ -102,18 +102,44 @@ func (b *browser) text() string {
 }
 
 // html is the page's markup as the browser holds it, read through the
-// DOM domain (no script runs in the page).
+// DOM domain (no script runs in the page); "" while the page changes.
 func (b *browser) html() string {
-	b.t.Helper()
 	doc, err := chromedp.Call(b.ctx, dom.GetDocument, dom.GetDocumentParams{})
-	if err != nil {
-		b.t.Fatalf("chromium: %v", err)
+	if err != nil || doc.Root == nil {
+		return ""
 	}
 	h, err := chromedp.Call(b.ctx, dom.GetOuterHTML, dom.GetOuterHTMLParams{NodeID: doc.Root.NodeID})
 	if err != nil {
-		b.t.Fatalf("chromium: %v", err)
+		return ""
 	}
 	return h.OuterHTML
+}
+
+// follow runs an action that navigates (a click on a link or a button,
+// Enter in a form) and waits until the page at a URL containing want
+// has loaded. Waiting for an element instead would race with the
+// navigation: the old page's element, or a query cut off by the new
+// document.
+func (b *browser) follow(a chromedp.Action[chromedp.Void], want string) {
+	b.t.Helper()
+	b.run(a)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		var state string
+		if err == nil {
+			state, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState`))
+		}
+		cancel()
+		if err == nil && strings.Contains(loc, want) && state == "complete" {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("chromium: no page at a URL with %q 20 s after the action (at %q, %v)", want, loc, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // screenshot saves the whole page as name.png.
@@ -215,9 +241,8 @@ func TestDashboardBrowser(t *testing.T) {
 	// Search by name, through the form, then the certificate's page.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		b.run(chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)),
-			chromedp.SendKeys(chromedp.CSS(`input[name=q]`), "dash.example.com\r"),
-			chromedp.WaitVisible(chromedp.CSS(`h1`)))
+		b.run(chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=q]`)))
+		b.follow(chromedp.SendKeys(chromedp.CSS(`input[name=q]`), "dash.example.com\r"), "/search?q=dash.example.com")
 		if strings.Count(b.text(), "dash.example.com") >= 2 && strings.Contains(b.text(), "precert") {
 			break
 		}
@@ -231,7 +256,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("the search form went to %s", loc)
 	}
 	b.screenshot("search")
-	b.run(chromedp.Click(chromedp.CSS(`main a[href^="/cert/"]`)), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	b.follow(chromedp.Click(chromedp.CSS(`main a[href^="/cert/"]`)), "/cert/")
 	page := b.text()
 	// Four logs of two operators give the SCTs; each must be verified.
 	if n := strings.Count(page, "verified"); n < 2 {
@@ -258,7 +283,7 @@ func TestDashboardBrowser(t *testing.T) {
 	shard := shardURLName(l)
 	first := b.openUntil(base+"/shard/"+shard, "page 1 of 2", 30*time.Second)
 	b.screenshot("shard")
-	b.run(chromedp.Click(chromedp.CSS(`a[rel=next]`)), chromedp.WaitVisible(chromedp.CSS(`a[rel=prev]`)))
+	b.follow(chromedp.Click(chromedp.CSS(`a[rel=next]`)), "page=2")
 	second := b.text()
 	if !strings.Contains(second, "page 2 of 2") || !strings.Contains(second, "page-0.paging.example.com") || strings.Contains(first, "page-0.paging.example.com") {
 		t.Errorf("page 2 should hold the oldest entries (page-0...), page 1 not:\npage 1:\n%s\npage 2:\n%s", tail(first, 1500), tail(second, 1500))
@@ -266,7 +291,7 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// The names with markup are text.
 	b.openUntil(base+"/search?q=nasty.example.com", "nasty.example.com", 30*time.Second)
-	b.run(chromedp.Click(chromedp.CSS(`main a[href^="/cert/"]`)), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	b.follow(chromedp.Click(chromedp.CSS(`main a[href^="/cert/"]`)), "/cert/")
 	injected := get(b, chromedp.Evaluate[bool](`!!(document.getElementById("injected") || document.getElementById("injected2") || document.querySelector("main b, main script"))`))
 	if injected {
 		t.Error("markup from a certificate's names became elements of the page")
@@ -281,9 +306,8 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// A fault from the faults page: on the overview, and in the shard.
 	b.run(chromedp.Navigate(base+"/faults"), chromedp.WaitVisible(chromedp.CSS(`h1`)),
-		chromedp.SetValue(chromedp.CSS(`select[aria-label="Fault for `+shard+`"]`), "unavailable"),
-		chromedp.Click(chromedp.CSS(`form:has(select[aria-label="Fault for `+shard+`"]) button`)),
-		chromedp.WaitVisible(chromedp.CSS(`h1`)))
+		chromedp.SetValue(chromedp.CSS(`select[aria-label="Fault for `+shard+`"]`), "unavailable"))
+	b.follow(chromedp.Click(chromedp.CSS(`form:has(select[aria-label="Fault for `+shard+`"]) button`)), "/faults?done=")
 	b.screenshot("faults")
 	b.openUntil(base+"/", "unavailable", 5*time.Second)
 	row := get(b, chromedp.Evaluate[string](`[...document.querySelectorAll("tbody tr")].filter(tr => tr.cells[0].textContent.trim() === "`+shard+`").map(tr => tr.textContent).join("")`))
@@ -298,9 +322,8 @@ func TestDashboardBrowser(t *testing.T) {
 	if rsp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("get-sth of %s with the unavailable fault set from the page: %d, want 503", shard, rsp.StatusCode)
 	}
-	b.run(chromedp.Navigate(base+"/faults"), chromedp.WaitVisible(chromedp.CSS(`h1`)),
-		chromedp.Click(chromedp.CSS(`form:has(input[name=shard][value="`+shard+`"]) input[value=clear] ~ button`)),
-		chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	b.run(chromedp.Navigate(base+"/faults"), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	b.follow(chromedp.Click(chromedp.CSS(`form:has(input[name=shard][value="`+shard+`"]) input[value=clear] ~ button`)), "/faults?done=")
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		rsp, err := http.Get(l.URL + "ct/v1/get-sth")
 		if err != nil {
@@ -316,10 +339,36 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 	}
 
-	// The CA's page.
+	// A state from the same page: in the log list at once.
+	other := shardURLName(shardIn(t, fetchLogList(t, base), 0, time.Now().AddDate(0, 7, 0)))
+	b.run(chromedp.Navigate(base+"/faults"), chromedp.WaitVisible(chromedp.CSS(`h1`)),
+		chromedp.SetValue(chromedp.CSS(`select[aria-label="State for `+other+`"]`), "readonly"))
+	b.follow(chromedp.Click(chromedp.CSS(`form:has(select[aria-label="State for `+other+`"]) button`)), "/faults?done=")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var state string
+		for _, op := range fetchLogList(t, base).Operators {
+			for _, lg := range op.Logs {
+				if shardURLName(lg) == other && lg.State != nil && lg.State.ReadOnly != nil {
+					state = "readonly"
+				}
+			}
+		}
+		if state == "readonly" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log list does not say %s is readonly 5 s after the faults page set it", other)
+		}
+	}
+	b.openUntil(base+"/", "readonly", 5*time.Second)
+
+	// The CA's page: the issuance, and the ACME order, valid.
 	ca2 := b.openUntil(base+"/issuances", "dash.example.com", 5*time.Second)
-	if !strings.Contains(ca2, "CA: recent issuances") {
+	if !strings.Contains(ca2, "CA: recent issuances") || !strings.Contains(ca2, "ACME orders") {
 		t.Errorf("the CA page:\n%s", tail(ca2, 1000))
+	}
+	if n := get(b, chromedp.Evaluate[int](`[...document.querySelectorAll("tbody tr")].filter(tr => tr.textContent.includes("dash.example.com") && tr.textContent.includes("valid")).length`)); n < 1 {
+		t.Errorf("no valid ACME order for dash.example.com on the CA page:\n%s", tail(ca2, 2000))
 	}
 	b.screenshot("issuances")
 
@@ -338,10 +387,16 @@ func TestDashboardBrowser(t *testing.T) {
 	// Without JavaScript: the search form and the links work.
 	nj := newBrowser(t, true)
 	nj.run(chromedp.Navigate(base+"/"), chromedp.WaitReady(chromedp.CSS(`input[name=q]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=q]`), "paging.example.com\r"), chromedp.Sleep(time.Second),
-		chromedp.WaitReady(chromedp.CSS(`table`)))
-	if h := nj.html(); !strings.Contains(h, "page-54.paging.example.com") || !strings.Contains(h, "<h1>Search</h1>") {
-		t.Errorf("search without JavaScript:\n%s", tail(h, 2000))
+		chromedp.SendKeys(chromedp.CSS(`input[name=q]`), "paging.example.com\r"))
+	// No script runs in this page, so the DOM domain tells where it is.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		h := nj.html()
+		if strings.Contains(h, "<h1>Search</h1>") && strings.Contains(h, "page-54.paging.example.com") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search without JavaScript, 10 s after Enter:\n%s", tail(h, 2000))
+		}
 	}
 	nj.consoleErrors()
 }

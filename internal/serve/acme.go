@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/ctstage/ctstage/dashboard"
 	"path/filepath"
 	"strings"
 
@@ -95,6 +96,9 @@ func (st *Stage) newACMEServer(ctx context.Context, zone *va.Zone) (*acme.Server
 		return nil, err
 	}
 	st.undo.push("ACME store", func(context.Context) error { return store.Close() })
+	if o, ok := store.(dashboard.Orders); ok {
+		st.dash.orders = o
+	}
 	// The alternate chains are the deployment's, like the hierarchy:
 	// every ca process offers the same ones.
 	unlock, err := st.store.backend.Lock(ctx, "acme chains")

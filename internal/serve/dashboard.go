@@ -15,6 +15,7 @@ import (
 // when the logs part serves it and set once the dashboard part is up.
 type dashboardParts struct {
 	handler atomic.Pointer[http.Handler]
+	orders  dashboard.Orders // the ACME store, when this process serves ACME
 }
 
 // mountDashboard puts the dashboard's paths on mux; until the dashboard
@@ -43,6 +44,7 @@ func (st *Stage) startDashboard(context.Context) error {
 	d, err := dashboard.New(dashboard.Options{
 		Logs:      st.Logs,
 		Issuances: st.ca.store,
+		Orders:    st.dash.orders,
 		Issuers:   readCerts(append([]string{st.Hierarchy.ChainPEMPath()}, st.logs.roots...)),
 		Logger:    st.log.With("component", "dashboard"),
 		Now:       st.opts.Now,

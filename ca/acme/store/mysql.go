@@ -240,6 +240,11 @@ func (s *MySQL) UpdateOrder(ctx context.Context, o *Order) error {
 		o, &o.Rev, "SELECT 1 FROM acme_orders WHERE id = ?", o.ID, o.ID)
 }
 
+// RecentOrderIDs implements Store.
+func (s *MySQL) RecentOrderIDs(ctx context.Context, limit int) ([]string, error) {
+	return orderIDs(s.db.QueryContext(ctx, "SELECT id FROM acme_orders ORDER BY created_ms DESC, id DESC LIMIT ?", limit))
+}
+
 // OrderIDs implements Store.
 func (s *MySQL) OrderIDs(ctx context.Context, accountID string) ([]string, error) {
 	return orderIDs(s.db.QueryContext(ctx, "SELECT id FROM acme_orders WHERE account = ? ORDER BY created_ms, id", accountID))

@@ -229,6 +229,11 @@ func (s *SQLite) OrderIDs(ctx context.Context, accountID string) ([]string, erro
 	return orderIDs(s.rd.QueryContext(ctx, "SELECT id FROM orders WHERE account = ? ORDER BY created_ms, id", accountID))
 }
 
+// RecentOrderIDs implements Store.
+func (s *SQLite) RecentOrderIDs(ctx context.Context, limit int) ([]string, error) {
+	return orderIDs(s.rd.QueryContext(ctx, "SELECT id FROM orders ORDER BY created_ms DESC, id DESC LIMIT ?", limit))
+}
+
 // Authz implements Store.
 func (s *SQLite) Authz(ctx context.Context, id string) (*Authz, error) {
 	a := new(Authz)

@@ -183,6 +183,9 @@ type Store interface {
 	UpdateOrder(ctx context.Context, o *Order) error
 	// OrderIDs lists the IDs of an account's orders, oldest first.
 	OrderIDs(ctx context.Context, accountID string) ([]string, error)
+	// RecentOrderIDs lists the IDs of the newest orders of every
+	// account, newest first, at most limit (the dashboard's CA page).
+	RecentOrderIDs(ctx context.Context, limit int) ([]string, error)
 
 	Authz(ctx context.Context, id string) (*Authz, error)
 	UpdateAuthz(ctx context.Context, a *Authz) error

@@ -142,6 +142,12 @@ func TestStore(t *testing.T) {
 			if ids, err := s.OrderIDs(ctx, a.ID); err != nil || !slices.Equal(ids, []string{"o0", "o1"}) {
 				t.Errorf("OrderIDs: %v, %v; want [o0 o1]", ids, err)
 			}
+			if ids, err := s.RecentOrderIDs(ctx, 10); err != nil || !slices.Equal(ids, []string{"o1", "o0"}) {
+				t.Errorf("RecentOrderIDs(10): %v, %v; want [o1 o0]", ids, err)
+			}
+			if ids, err := s.RecentOrderIDs(ctx, 1); err != nil || !slices.Equal(ids, []string{"o1"}) {
+				t.Errorf("RecentOrderIDs(1): %v, %v; want [o1]", ids, err)
+			}
 			az.Status, az.Challenges[0].Status = StatusValid, StatusValid
 			if err := s.UpdateAuthz(ctx, az); err != nil {
 				t.Fatal(err)
