@@ -104,6 +104,14 @@ func (s *Server) setStalled(shard string, stalled bool) {
 // while Run runs (see stallBound), or none for 10 s after a fresh SCT; a
 // tiled shard with a submission waiting 10 s and no checkpoint published
 // meanwhile (tiled.Log.Stalled). The error names each failing shard.
+//
+// A process without RoleSequencer does not count RFC 6962 stalls: its
+// trees are another process's to integrate, and a frontend that takes
+// submissions while the sequencer is away (an etcd outage) keeps its
+// promise, which is integration within the MMD. Made unready, every
+// frontend would leave the load balancer at once. The stall still shows
+// in its log and in ctstage_log_stalled; the sequencers' own Ready
+// reports it.
 func (s *Server) Ready(ctx context.Context) error {
 	var errs []error
 	now := time.Now()
@@ -111,6 +119,9 @@ func (s *Server) Ready(ctx context.Context) error {
 		root, err := s.latestRoot(ctx, sh)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("shard %s: %w", sh.cfg.Name, err))
+			continue
+		}
+		if !s.opts.Role.has(RoleSequencer) {
 			continue
 		}
 		if stalled, d := s.stalled(sh, root, now); stalled {

@@ -193,9 +193,16 @@ func TestKubernetesManifests(t *testing.T) {
 		if p, ok := ports["acme-addr"]; ok && named["acme"] != int32(p) {
 			t.Errorf("%s: port acme is %d, --acme-addr listens on %d", where, named["acme"], p)
 		}
-		for what, pr := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-			if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != "/healthz" || named[pr.HTTPGet.Port.StrVal] != int32(ports["log-addr"]) {
-				t.Errorf("%s: the %s probe is not GET /healthz on the logs port", where, what)
+		// Readiness is /healthz (the parts and their storage); liveness
+		// is /livez (the process serves), so that an outage of the
+		// database or of the sequencers restarts nothing.
+		for what, probe := range map[string]struct {
+			pr   *corev1.Probe
+			path string
+		}{"readiness": {c.ReadinessProbe, "/healthz"}, "liveness": {c.LivenessProbe, "/livez"}} {
+			pr := probe.pr
+			if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != probe.path || named[pr.HTTPGet.Port.StrVal] != int32(ports["log-addr"]) {
+				t.Errorf("%s: the %s probe is not GET %s on the logs port", where, what, probe.path)
 			}
 		}
 		for _, e := range c.Env {

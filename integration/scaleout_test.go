@@ -570,6 +570,17 @@ func TestScaleOutEtcdOutage(t *testing.T) {
 			t.Errorf("sequencer %d says it is the master %v into the etcd outage", i, time.Since(stopped).Round(time.Second))
 		}
 	}
+	// The frontend has held unintegrated SCTs for over 10 s: it still
+	// takes submissions, so it stays ready (and alive), or a balancer
+	// would drop every frontend while the sequencers wait for etcd.
+	if code := healthStatus(front); code != http.StatusOK {
+		t.Errorf("the frontend's /healthz answered %d %v into the etcd outage, want 200", code, time.Since(stopped).Round(time.Second))
+	}
+	if rsp, err := http.Get("http://" + front.addr + "/livez"); err != nil || rsp.StatusCode != http.StatusOK {
+		t.Errorf("the frontend's /livez during the etcd outage: %v %v", rsp, err)
+	} else {
+		rsp.Body.Close()
+	}
 	etcd.Restart()
 	restarted := time.Now()
 	for size() <= frozen {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the "Dashboard" figures of docs/benchmarks.md: W1
 # (add-pre-chain, 64 clients) against `ctstage serve` with and without the
-# dashboard's search index (--no-dashboard), each on a fresh embedded
-# store; then, with 100,000 entries in the logs and indexed, the time of
+# dashboard's search index (--no-dashboard), alternated twice, each on a
+# fresh embedded store; then, with 100,000 entries in the logs and indexed, the time of
 # every page over HTTP (median of 5 curl requests each), the
 # certificate's pages included: a logged precertificate's, and that of a
 # certificate of the CA (`ctstage issue`), which checks each SCT and
@@ -30,9 +30,12 @@ serve() { # serve DATA [ARGS...]: starts serve, waits for /healthz; its PID in $
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
 
-for mode in without with; do
+# Alternated twice: this machine's speed drifts by tens of percent within
+# minutes, and ABAB separates that drift from the index's cost.
+for mode in without with without with; do
   args=()
   [ "$mode" = without ] && args=(--no-dashboard)
+  rm -rf "$work/w1-$mode"
   serve "$work/w1-$mode" "${args[@]}"
   echo "## $(date -u +%FT%TZ) W1 $mode the dashboard's index: 64 clients, $n submissions   (load $(cut -d' ' -f1-3 /proc/loadavg))"
   "$bin" bench --data "$work/w1-$mode" --log-list "http://$addr/log.v3.json" -c 64 -n "$n" --server-pid "$pid" --log-level warn

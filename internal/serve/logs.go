@@ -114,6 +114,10 @@ func (st *Stage) startLogs(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(st.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /healthz", &st.ready)
+	// Liveness, not readiness: the process serves. An orchestrator that
+	// restarted processes on /healthz would restart every frontend when
+	// the database or the sequencers are away, which no restart fixes.
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("/ca/", http.StripPrefix("/ca", http.HandlerFunc(st.serveCA)))
 	if !roles.Log && !roles.Sequencer {
 		st.serveOn("--log-addr", lis, mux, nil)
