@@ -40,6 +40,9 @@ type front struct {
 	// skew is sct_timestamp_skew's offset on an RFC 6962 shard, in
 	// nanoseconds (ctfe's clock, skewClock).
 	skew atomic.Int64
+	// submissions counts the add-chain and add-pre-chain requests this
+	// process received for the shard, whatever their outcome.
+	submissions atomic.Uint64
 	// queued is the timestamp (ms) of the oldest fresh SCT issued since
 	// the last tree head seen, 0 when none: the stall check's queue age.
 	queued atomic.Int64
@@ -98,6 +101,11 @@ func (f *front) wrap(h http.Handler) http.Handler {
 	inner := f.mw.Wrap(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
+		if r.Method == http.MethodPost {
+			if ep := f.endpoint(r); ep == "add-chain" || ep == "add-pre-chain" {
+				f.submissions.Add(1)
+			}
+		}
 		st := f.state.now(now)
 		if !writable(st) { // a writable log's requests pass untouched
 			ep := f.endpoint(r)

@@ -149,6 +149,14 @@ func TestReadOnlyShardRefusesAdds(t *testing.T) {
 	if code, body := l.get(t, "/test/ct/v1/get-sth"); code != 200 {
 		t.Errorf("read-only get-sth: %d %s", code, body)
 	}
+	// A refused submission is a submission; a read is not.
+	l.post(t, "add-pre-chain", "{}")
+	if n := l.srv.Submissions("test"); n != 2 {
+		t.Errorf("Submissions = %d after an add-chain, an add-pre-chain and a get-sth; want 2", n)
+	}
+	if n := l.srv.Submissions("nope"); n != 0 {
+		t.Errorf("Submissions of no shard = %d", n)
+	}
 }
 
 // FuzzAddChain sends arbitrary bodies to add-chain and add-pre-chain: the

@@ -84,6 +84,16 @@ func (s *Server) Shards() []LogInfo {
 	return out
 }
 
+// Submissions is how many add-chain and add-pre-chain requests this
+// process received for shard, whatever their outcome (0 for an unknown
+// shard): the dashboard's submissions per second.
+func (s *Server) Submissions(shard string) uint64 {
+	if f := s.byName[shard]; f != nil {
+		return f.submissions.Load()
+	}
+	return 0
+}
+
 // ErrNoShard is returned for a shard name that is not one of the server's.
 var ErrNoShard = errors.New("no such shard")
 

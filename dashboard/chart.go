@@ -34,6 +34,21 @@ func rateChart(s []sample) template.HTML {
 	}, "/s")
 }
 
+// submissionsChart is the submissions per second this process received
+// between samples.
+func submissionsChart(s []sample) template.HTML {
+	return polyline("submissions per second to this process, last hour", s, func(i int) float64 {
+		if i == 0 {
+			return 0
+		}
+		d := s[i].At.Sub(s[i-1].At).Seconds()
+		if d <= 0 || s[i].Submissions < s[i-1].Submissions {
+			return 0
+		}
+		return float64(s[i].Submissions-s[i-1].Submissions) / d
+	}, "/s")
+}
+
 // delayChart is the median merge delay of the entries integrated between
 // samples, in seconds.
 func delayChart(s []sample) template.HTML {

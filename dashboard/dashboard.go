@@ -43,6 +43,9 @@ type Logs interface {
 	AddFault(shard string, body []byte) (ctlog.LogInfo, error)
 	ClearFaults(shard string) (ctlog.LogInfo, error)
 	SetState(shard string, req ctlog.StateRequest) (ctlog.LogInfo, error)
+	// Submissions counts the add-chain and add-pre-chain requests this
+	// process received for a shard.
+	Submissions(shard string) uint64
 }
 
 // Orders is what the CA page reads of the ACME server's store.
@@ -111,6 +114,7 @@ func New(opts Options) (*Dashboard, error) {
 		return nil, err
 	}
 	d := &Dashboard{opts: opts, index: newIndex(opts.Logger, opts.HTTPClient), tmpl: t, csrf: newCSRFKey()}
+	d.index.submissions = opts.Logs.Submissions
 	d.syncLogs()
 	return d, nil
 }

@@ -113,6 +113,7 @@ func (f *fakeLogs) SetState(shard string, req ctlog.StateRequest) (ctlog.LogInfo
 	f.set = append(f.set, "state "+req.State)
 	return ctlog.LogInfo{Shard: shard}, nil
 }
+func (f *fakeLogs) Submissions(string) uint64 { return 0 }
 func (f *fakeLogs) ClearFaults(shard string) (ctlog.LogInfo, error) {
 	f.cleared = append(f.cleared, shard)
 	return ctlog.LogInfo{Shard: shard}, nil

@@ -47,9 +47,10 @@ func (r *record) MergeDelay() time.Duration {
 
 // sample is one point of a shard's charts.
 type sample struct {
-	At         time.Time
-	Size       uint64
-	MergeDelay time.Duration // median of the entries integrated since the last sample; 0 when none
+	At          time.Time
+	Size        uint64
+	Submissions uint64        // the process's count of add-chain and add-pre-chain requests
+	MergeDelay  time.Duration // median of the entries integrated since the last sample; 0 when none
 }
 
 // shardIndex is the index's view of one shard.
@@ -69,6 +70,8 @@ type shardIndex struct {
 type index struct {
 	log *slog.Logger
 	hc  *http.Client
+	// submissions reads a shard's count of submissions; nil: none.
+	submissions func(shard string) uint64
 
 	mu       sync.RWMutex
 	shards   map[string]*shardIndex
@@ -174,6 +177,9 @@ func (x *index) pollShard(ctx context.Context, name string) {
 	now := time.Now()
 	if n := len(si.samples); n == 0 || now.Sub(si.samples[n-1].At) >= sampleEvery {
 		s := sample{At: now, Size: si.head.Size}
+		if x.submissions != nil {
+			s.Submissions = x.submissions(name)
+		}
 		if len(si.pending) > 0 {
 			slices.Sort(si.pending)
 			s.MergeDelay = si.pending[len(si.pending)/2]
@@ -319,6 +325,7 @@ type shardStats struct {
 	HeadErr  string
 	Indexed  int
 	Rate     float64 // entries integrated per second over the last minute
+	Subs     float64 // submissions per second to this process over the last minute
 	P50, P99 time.Duration
 	Samples  []sample
 }
@@ -337,6 +344,7 @@ func (x *index) stats(shard string, now time.Time) (shardStats, bool) {
 			a, b := si.samples[i-1], si.samples[len(si.samples)-1]
 			if d := b.At.Sub(a.At).Seconds(); d > 0 {
 				st.Rate = float64(b.Size-a.Size) / d
+				st.Subs = float64(b.Submissions-a.Submissions) / d
 			}
 			break
 		}

@@ -188,7 +188,7 @@ func (d *Dashboard) serveShard(w http.ResponseWriter, r *http.Request) {
 		Page, Pages, Total int
 		Charts             []template.HTML
 	}{page{Title: name, Now: d.opts.Now()}, *row, recs, p, pages, total,
-		[]template.HTML{sizeChart(row.Stats.Samples), rateChart(row.Stats.Samples), delayChart(row.Stats.Samples)}})
+		[]template.HTML{sizeChart(row.Stats.Samples), submissionsChart(row.Stats.Samples), rateChart(row.Stats.Samples), delayChart(row.Stats.Samples)}})
 }
 
 // --- search
