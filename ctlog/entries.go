@@ -3,6 +3,8 @@ package ctlog
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,6 +80,47 @@ func (s *Server) serveEntries(sh *shard, w http.ResponseWriter, r *http.Request)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)
 	return true
+}
+
+// ErrNotRFC6962 is ReadEntries' answer for a shard that is not an RFC
+// 6962 shard of this server.
+var ErrNotRFC6962 = errors.New("not an RFC 6962 shard of this server")
+
+// ReadEntries calls fn with the MerkleTreeLeaf and extra data of shard's
+// entries [start, end), in order, read from Trillian's log server in the
+// process (the same GetLeavesByRange as get-entries, clamped to the
+// signed tree), in batches of the shard's get-entries limit. It is for
+// readers in the process (the dashboard's index) that would otherwise
+// pay for get-entries' JSON both ways.
+func (s *Server) ReadEntries(ctx context.Context, shard string, start, end uint64, fn func(index uint64, leafInput, extraData []byte) error) error {
+	f := s.byName[shard]
+	if f == nil || f.rfc == nil {
+		return fmt.Errorf("%w: %q", ErrNotRFC6962, shard)
+	}
+	batch := uint64(max(f.rfc.cfg.MaxGetEntries, 1))
+	for start < end {
+		rctx, cancel := context.WithTimeout(ctx, entriesTimeout)
+		rsp, err := s.trillian.direct.GetLeavesByRange(rctx, &trillian.GetLeavesByRangeRequest{
+			LogId: f.rfc.tree.TreeId, StartIndex: int64(start), Count: int64(min(batch, end-start)),
+		})
+		cancel()
+		if err != nil {
+			return err
+		}
+		if len(rsp.Leaves) == 0 {
+			return fmt.Errorf("shard %s: no entries from %d (the signed tree ends before %d)", shard, start, end)
+		}
+		for _, l := range rsp.Leaves {
+			if uint64(l.LeafIndex) != start {
+				return fmt.Errorf("shard %s: entry %d where %d was due", shard, l.LeafIndex, start)
+			}
+			if err := fn(start, l.LeafValue, l.ExtraData); err != nil {
+				return err
+			}
+			start++
+		}
+	}
+	return nil
 }
 
 // entriesBufs holds answer buffers between requests: a full answer of

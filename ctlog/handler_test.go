@@ -2,6 +2,7 @@ package ctlog_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,6 +48,33 @@ func TestGetEntriesLimit(t *testing.T) {
 		if len(rsp.Entries) != tc.want {
 			t.Errorf("get-entries?%s: %d entries, want %d", tc.query, len(rsp.Entries), tc.want)
 		}
+	}
+	// In process: every entry, in batches of the limit (3), the same
+	// bytes as get-entries serves.
+	var got []uint64
+	err := l.srv.ReadEntries(t.Context(), "test", 1, 5, func(i uint64, leaf, extra []byte) error {
+		got = append(got, i)
+		_, body := l.get(t, fmt.Sprintf("/test/ct/v1/get-entries?start=%d&end=%d", i, i))
+		var rsp struct {
+			Entries []struct {
+				LeafInput []byte `json:"leaf_input"`
+				ExtraData []byte `json:"extra_data"`
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &rsp); err != nil || len(rsp.Entries) != 1 ||
+			string(rsp.Entries[0].LeafInput) != string(leaf) || string(rsp.Entries[0].ExtraData) != string(extra) {
+			t.Errorf("ReadEntries' entry %d is not get-entries' (%v)", i, err)
+		}
+		return nil
+	})
+	if err != nil || fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Errorf("ReadEntries(1, 5): %v, %v; want [1 2 3 4]", got, err)
+	}
+	if err := l.srv.ReadEntries(t.Context(), "test", 4, 9, func(uint64, []byte, []byte) error { return nil }); err == nil {
+		t.Error("ReadEntries beyond the signed tree succeeded")
+	}
+	if err := l.srv.ReadEntries(t.Context(), "nope", 0, 1, nil); !errors.Is(err, ctlog.ErrNotRFC6962) {
+		t.Errorf("ReadEntries of no shard: %v", err)
 	}
 }
 

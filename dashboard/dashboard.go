@@ -9,9 +9,10 @@
 // stylesheet of their own and no JavaScript: every page works in any browser and on a
 // narrow screen. Charts are SVG drawn on the server from samples the
 // index keeps for the last hour. The index is built asynchronously from
-// what the logs integrated, read through their public APIs (the monitor's
-// readers, which check tree head signatures), so that it never slows the
-// write path.
+// what the logs integrated (tree heads through the public APIs with the
+// monitor's readers, which check their signatures; RFC 6962 entries in
+// the process when Logs can read them, tiled entries from the tiles), so
+// that no submission waits for it.
 package dashboard
 
 import (
@@ -115,6 +116,11 @@ func New(opts Options) (*Dashboard, error) {
 	}
 	d := &Dashboard{opts: opts, index: newIndex(opts.Logger, opts.HTTPClient), tmpl: t, csrf: newCSRFKey()}
 	d.index.submissions = opts.Logs.Submissions
+	if r, ok := opts.Logs.(interface {
+		ReadEntries(ctx context.Context, shard string, start, end uint64, fn func(index uint64, leafInput, extraData []byte) error) error
+	}); ok {
+		d.index.direct = r.ReadEntries
+	}
 	d.syncLogs()
 	return d, nil
 }

@@ -65,13 +65,17 @@ type shardIndex struct {
 }
 
 // index is the dashboard's search index, built asynchronously from the
-// entries the logs integrated: it reads them through each log's public
-// API, as any monitor would, so that the write path never waits for it.
+// entries the logs integrated, so that the write path never waits for
+// it: tree heads through each log's public API, entries in the process
+// (direct) or through the API.
 type index struct {
 	log *slog.Logger
 	hc  *http.Client
 	// submissions reads a shard's count of submissions; nil: none.
 	submissions func(shard string) uint64
+	// direct, when set, reads an RFC 6962 shard's entries in the
+	// process (ctlog.Server.ReadEntries) instead of through get-entries.
+	direct func(ctx context.Context, shard string, start, end uint64, fn func(index uint64, leafInput, extraData []byte) error) error
 
 	mu       sync.RWMutex
 	shards   map[string]*shardIndex
@@ -153,7 +157,7 @@ func (x *index) pollShard(ctx context.Context, name string) {
 		batch = batch[:0]
 	}
 	if h.Size > read {
-		err = si.reader.Entries(ctx, read, h.Size, h, func(e monitor.Entry) error {
+		each := func(e monitor.Entry) error {
 			r := newRecord(name, e)
 			if live {
 				r.IntegratedBy = h.Time
@@ -162,7 +166,14 @@ func (x *index) pollShard(ctx context.Context, name string) {
 				flush()
 			}
 			return nil
-		})
+		}
+		if x.direct != nil && !si.log.Tiled {
+			err = x.direct(ctx, name, read, h.Size, func(i uint64, leaf, extra []byte) error {
+				return each(monitor.ParseEntry(i, leaf, extra))
+			})
+		} else {
+			err = si.reader.Entries(ctx, read, h.Size, h, each)
+		}
 		flush()
 		if err != nil && ctx.Err() == nil {
 			x.log.Warn("dashboard: couldn't read entries", "shard", name, "from", len(si.records), "err", err)
@@ -390,12 +401,22 @@ func (x *index) entryDER(ctx context.Context, shard string, idx uint64) ([]byte,
 		return nil, errNotIndexed
 	}
 	var der []byte
-	err := si.reader.Entries(ctx, idx, idx+1, h, func(e monitor.Entry) error {
-		if e.Index == idx {
-			der = e.Cert
-		}
-		return nil
-	})
+	var err error
+	if x.direct != nil && !si.log.Tiled {
+		err = x.direct(ctx, shard, idx, idx+1, func(i uint64, leaf, extra []byte) error {
+			if e := monitor.ParseEntry(i, leaf, extra); e.Index == idx {
+				der = e.Cert
+			}
+			return nil
+		})
+	} else {
+		err = si.reader.Entries(ctx, idx, idx+1, h, func(e monitor.Entry) error {
+			if e.Index == idx {
+				der = e.Cert
+			}
+			return nil
+		})
+	}
 	if err == nil && der == nil {
 		err = errNotIndexed
 	}

@@ -36,3 +36,12 @@ func (r *Reader) Head(ctx context.Context) (Head, error) { return r.src.head(ctx
 func (r *Reader) Entries(ctx context.Context, start, end uint64, to Head, fn func(Entry) error) error {
 	return r.src.entries(ctx, start, end, to, fn)
 }
+
+// ParseEntry is an RFC 6962 entry as the monitor reads it, from its
+// MerkleTreeLeaf and extra data (get-entries' leaf_input and
+// extra_data): for readers that get those bytes some other way.
+func ParseEntry(index uint64, leafInput, extraData []byte) Entry {
+	e := Entry{Index: index}
+	parseLeaf(&e, leafInput, extraData)
+	return e
+}
