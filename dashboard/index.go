@@ -246,7 +246,13 @@ func newRecord(shard string, e monitor.Entry) *record {
 	if f.Serial != nil {
 		r.Serial = serialHex(f.Serial.Bytes())
 	}
-	r.Issuer, r.Subject, r.NotBefore, r.NotAfter = f.Issuer, f.Subject, f.NotBefore, f.NotAfter
+	if f.Issuer != nil {
+		r.Issuer = f.Issuer.String()
+	}
+	if f.Subject != nil {
+		r.Subject = f.Subject.String()
+	}
+	r.NotBefore, r.NotAfter = f.NotBefore, f.NotAfter
 	return r
 }
 

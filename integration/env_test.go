@@ -58,7 +58,8 @@ func startStage(t testing.TB, dataDir, storage string, ca *testca.CA, rootFile s
 		DataDir: dataDir,
 		Storage: storage,
 		Logger:  testLogger(),
-		Logs:    serve.LogOptions{Addr: "127.0.0.1:0", ExtraRoots: rootFile},
+		// No dashboard: its index would poll the logs under test.
+		Logs: serve.LogOptions{Addr: "127.0.0.1:0", ExtraRoots: rootFile, NoDashboard: true},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -60,7 +60,8 @@ func startFaultStageWith(t *testing.T, dir, cfg string, ca *testca.CA, root stri
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := serve.Start(ctx, serve.Options{DataDir: dir, ConfigFile: cfg, Storage: "sqlite", Logger: testLogger(),
-		Logs: serve.LogOptions{Addr: "127.0.0.1:0", ExtraRoots: root},
+		// No dashboard: its index would poll the logs under test, faults and all.
+		Logs: serve.LogOptions{Addr: "127.0.0.1:0", ExtraRoots: root, NoDashboard: true},
 		CA:   serve.CAOptions{MgmtAddr: "127.0.0.1:0", NoFinalSubmission: true}})
 	if err != nil {
 		t.Fatalf("serve.Start: %v", err)

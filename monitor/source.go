@@ -146,19 +146,21 @@ func tbsSignatureAlgorithm(tbs []byte) ([]byte, bool) {
 }
 
 // CertFacts are what an entry's certificate (or precertificate TBS)
-// says of itself besides its names.
+// says of itself besides its names. Issuer and Subject are the parsed
+// names (crypto/x509's or ct-go's pkix.Name), formatted only by a reader
+// that wants them: the monitor's catch-up does not.
 type CertFacts struct {
 	Serial              *big.Int
-	Issuer, Subject     string
+	Issuer, Subject     fmt.Stringer
 	NotBefore, NotAfter time.Time
 }
 
 func stdFacts(c *x509.Certificate) CertFacts {
-	return CertFacts{Serial: c.SerialNumber, Issuer: c.Issuer.String(), Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
+	return CertFacts{Serial: c.SerialNumber, Issuer: c.Issuer, Subject: c.Subject, NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
 }
 
 func ctFacts(c *ctx509.Certificate) CertFacts {
-	return CertFacts{Serial: c.SerialNumber, Issuer: c.Issuer.String(), Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
+	return CertFacts{Serial: c.SerialNumber, Issuer: c.Issuer, Subject: c.Subject, NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}
 }
 
 // certNames is the names and facts of a certificate.

@@ -35,8 +35,8 @@ func (st *Stage) mountDashboard(mux *http.ServeMux) {
 }
 
 // startDashboard builds the dashboard of a process with the log role:
-// its index follows the shards through their public API, on the
-// process's own log address.
+// its index follows the shards of the process's log list (tree heads
+// through their public API, RFC 6962 entries in the process).
 func (st *Stage) startDashboard(context.Context) error {
 	if st.Logs == nil || !st.opts.Roles.orAll().Log || st.opts.Logs.NoDashboard {
 		return nil
