@@ -49,6 +49,11 @@ func Unreachable(err error) bool {
 	switch {
 	case errors.Is(err, ErrUnavailable), errors.Is(err, sqlite.ErrUnavailable):
 		return true
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// A request's own deadline or cancellation, not an outage
+		// (context.DeadlineExceeded is a net.Error): answered as before,
+		// without a Retry-After that would hold clients back seconds.
+		return false
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, gomysql.ErrInvalidConn), errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE):
@@ -72,12 +77,12 @@ func Unreachable(err error) bool {
 	return false
 }
 
-// clientCodes are gRPC codes that say a request was wrong, never that the
-// storage failed.
+// clientCodes are gRPC codes that say a request was wrong or ran out of
+// time, never that the storage failed.
 var clientCodes = map[codes.Code]bool{
 	codes.InvalidArgument: true, codes.NotFound: true, codes.AlreadyExists: true, codes.PermissionDenied: true,
 	codes.FailedPrecondition: true, codes.OutOfRange: true, codes.Unauthenticated: true, codes.ResourceExhausted: true,
-	codes.Canceled: true, codes.Unimplemented: true, codes.Unavailable: true,
+	codes.Canceled: true, codes.DeadlineExceeded: true, codes.Unimplemented: true, codes.Unavailable: true,
 }
 
 // pingTimeout bounds the probe of Unavailable.

@@ -43,6 +43,8 @@ func TestUnreachable(t *testing.T) {
 		{"marked", errors.Join(ErrUnavailable, errors.New("x")), true},
 		{"plain", errors.New("leaf hash mismatch"), false},
 		{"canceled", context.Canceled, false},
+		{"a request's deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), false},
+		{"a dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, true},
 	} {
 		if got := Unreachable(tc.err); got != tc.want {
 			t.Errorf("%s: Unreachable(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
@@ -100,3 +102,9 @@ func TestUnavailableUp(t *testing.T) {
 		t.Error("a driver's connection error did not count as an outage")
 	}
 }
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
