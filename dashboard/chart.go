@@ -22,31 +22,29 @@ func sizeChart(s []sample) template.HTML {
 
 // rateChart is the entries integrated per second between samples.
 func rateChart(s []sample) template.HTML {
-	return polyline("entries integrated per second, last hour", s, func(i int) float64 {
-		if i == 0 {
-			return 0
-		}
-		d := s[i].At.Sub(s[i-1].At).Seconds()
-		if d <= 0 || s[i].Size < s[i-1].Size {
-			return 0
-		}
-		return float64(s[i].Size-s[i-1].Size) / d
-	}, "/s")
+	return polyline("entries integrated per second, last hour", s, perSecond(s, func(x sample) uint64 { return x.Size }), "/s")
 }
 
 // submissionsChart is the submissions per second this process received
 // between samples.
 func submissionsChart(s []sample) template.HTML {
-	return polyline("submissions per second to this process, last hour", s, func(i int) float64 {
+	return polyline("submissions per second to this process, last hour", s, perSecond(s, func(x sample) uint64 { return x.Submissions }), "/s")
+}
+
+// perSecond is the growth per second of a counter of the samples since
+// the sample before (0 for the first, or when the counter went back).
+func perSecond(s []sample, counter func(sample) uint64) func(int) float64 {
+	return func(i int) float64 {
 		if i == 0 {
 			return 0
 		}
 		d := s[i].At.Sub(s[i-1].At).Seconds()
-		if d <= 0 || s[i].Submissions < s[i-1].Submissions {
+		a, b := counter(s[i-1]), counter(s[i])
+		if d <= 0 || b < a {
 			return 0
 		}
-		return float64(s[i].Submissions-s[i-1].Submissions) / d
-	}, "/s")
+		return float64(b-a) / d
+	}
 }
 
 // delayChart is the median merge delay of the entries integrated between

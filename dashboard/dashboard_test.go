@@ -197,3 +197,14 @@ func TestPagesEscape(t *testing.T) {
 		}
 	}
 }
+
+func TestPerSecond(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	s := []sample{{At: t0, Size: 10}, {At: t0.Add(10 * time.Second), Size: 60}, {At: t0.Add(20 * time.Second), Size: 40}, {At: t0.Add(20 * time.Second), Size: 90}}
+	f := perSecond(s, func(x sample) uint64 { return x.Size })
+	for i, want := range []float64{0, 5, 0, 0} { // first; 50 in 10 s; went back; no time passed
+		if got := f(i); got != want {
+			t.Errorf("perSecond at %d = %v, want %v", i, got, want)
+		}
+	}
+}

@@ -146,7 +146,7 @@ func (x *index) pollShard(ctx context.Context, name string) {
 	x.mu.RLock()
 	read, prev := uint64(len(si.records)), si.head
 	x.mu.RUnlock()
-	live := prev.Size > 0 || !prev.Time.IsZero() // not the first read: integration times are known
+	live := !prev.Time.IsZero() // not the first read: integration times are known
 	var batch []*record
 	flush := func() {
 		x.mu.Lock()
