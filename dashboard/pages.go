@@ -108,7 +108,8 @@ type shardRow struct {
 	Chart      template.HTML
 }
 
-func (d *Dashboard) shardRows() []shardRow {
+// shardRows describes every shard, or only the one named only.
+func (d *Dashboard) shardRows(only string) []shardRow {
 	ll := d.opts.Logs.LogList()
 	windows := map[string][2]time.Time{}
 	for _, op := range ll.Operators {
@@ -126,6 +127,9 @@ func (d *Dashboard) shardRows() []shardRow {
 	now := d.opts.Now()
 	var rows []shardRow
 	for _, info := range d.opts.Logs.Shards() {
+		if only != "" && info.Shard != only {
+			continue
+		}
 		r := shardRow{LogInfo: info}
 		w := windows[info.LogID]
 		r.Start, r.End = w[0], w[1]
@@ -139,7 +143,7 @@ func (d *Dashboard) shardRows() []shardRow {
 }
 
 func (d *Dashboard) serveOverview(w http.ResponseWriter, r *http.Request) {
-	rows := d.shardRows()
+	rows := d.shardRows("")
 	for i := range rows {
 		rows[i].Chart = sizeChart(rows[i].Stats.Samples)
 	}
@@ -161,11 +165,8 @@ func (d *Dashboard) indexed() int {
 func (d *Dashboard) serveShard(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var row *shardRow
-	for _, s := range d.shardRows() {
-		if s.Shard == name {
-			row = &s
-			break
-		}
+	if rows := d.shardRows(name); len(rows) == 1 {
+		row = &rows[0]
 	}
 	if row == nil {
 		d.notFound(w, fmt.Sprintf("no shard %q", name))
