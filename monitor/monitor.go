@@ -61,7 +61,8 @@ type Options struct {
 	// RequestTimeout bounds each tree head and consistency proof read.
 	// Default 30 s.
 	RequestTimeout time.Duration
-	// Parallel is how many get-entries run at once per RFC 6962 log.
+	// Parallel is how many get-entries run at once per RFC 6962 log, and
+	// how many data tiles' entries are parsed at once per tiled log.
 	// Default 4.
 	Parallel int
 	// SaveEvery is how many entries are read between two saves of the
@@ -134,7 +135,7 @@ func New(opts Options) (*Monitor, error) {
 		var src source
 		var err error
 		if l.Tiled {
-			src, err = newTiledSource(l.URL, l.Key, opts.HTTPClient)
+			src, err = newTiledSource(l.URL, l.Key, opts.HTTPClient, opts.Parallel)
 		} else {
 			src, err = newRFCSource(l.URL, l.Key, opts.HTTPClient, opts.Parallel)
 		}
@@ -149,7 +150,7 @@ func New(opts Options) (*Monitor, error) {
 		for _, v := range opts.Vantages {
 			var vs source
 			if l.Tiled {
-				vs, err = newTiledSource(l.URL, l.Key, v.HTTPClient)
+				vs, err = newTiledSource(l.URL, l.Key, v.HTTPClient, 1)
 			} else {
 				vs, err = newRFCSource(l.URL, l.Key, v.HTTPClient, 1)
 			}

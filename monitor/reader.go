@@ -18,7 +18,7 @@ func NewReader(l *sctverify.Log, hc *http.Client) (*Reader, error) {
 	var src source
 	var err error
 	if l.Tiled {
-		src, err = newTiledSource(l.URL, l.Key, hc)
+		src, err = newTiledSource(l.URL, l.Key, hc, 2)
 	} else {
 		src, err = newRFCSource(l.URL, l.Key, hc, 2)
 	}

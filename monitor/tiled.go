@@ -23,9 +23,11 @@ type tiledSource struct {
 	pub    crypto.PublicKey
 	hc     *http.Client
 	prefix string // the monitoring prefix, with its trailing "/"
+	// parallel is how many chunks of entries are parsed at once.
+	parallel int
 }
 
-func newTiledSource(monitoringURL string, key []byte, hc *http.Client) (*tiledSource, error) {
+func newTiledSource(monitoringURL string, key []byte, hc *http.Client, parallel int) (*tiledSource, error) {
 	pub, err := ctPublicKey(key)
 	if err != nil {
 		return nil, err
@@ -35,7 +37,7 @@ func newTiledSource(monitoringURL string, key []byte, hc *http.Client) (*tiledSo
 	if err != nil {
 		return nil, err
 	}
-	return &tiledSource{c: c, pub: pub, hc: hc, prefix: strings.TrimSuffix(monitoringURL, "/") + "/"}, nil
+	return &tiledSource{c: c, pub: pub, hc: hc, prefix: strings.TrimSuffix(monitoringURL, "/") + "/", parallel: max(parallel, 1)}, nil
 }
 
 func (s *tiledSource) head(ctx context.Context) (Head, error) {
@@ -81,28 +83,79 @@ func (s *tiledSource) consistency(ctx context.Context, from, to Head) error {
 	return nil
 }
 
+// entries reads [start, end) with Sunlight's client, which fetches the
+// data tiles, up to 50 at once, and proves each against the tree. The
+// entries are parsed (most of the work) by up to parallel goroutines, a
+// tile's worth each, and handed to fn in order.
 func (s *tiledSource) entries(ctx context.Context, start, end uint64, to Head, fn func(Entry) error) error {
 	tree := tlog.Tree{N: int64(to.Size), Hash: tlog.Hash(to.Root)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A chunk's parse starts once its future is queued: at most parallel
+	// chunks are parsed at once, the one fn takes included.
+	futures := make(chan chan []Entry, s.parallel-1)
+	var readErr error
+	go func() {
+		defer close(futures)
+		readErr = s.read(ctx, tree, start, end, func(chunk []*sunlight.LogEntry, from uint64) bool {
+			f := make(chan []Entry, 1)
+			select {
+			case futures <- f:
+			case <-ctx.Done():
+				return false
+			}
+			go func() { f <- parseTiled(chunk, from) }()
+			return true
+		})
+	}()
+	for f := range futures {
+		for _, e := range <-f {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	}
+	// futures is closed: the reading goroutine has returned.
+	if readErr != nil {
+		return readErr
+	}
+	return ctx.Err()
+}
+
+// tiledChunk is how many entries go to one parsing goroutine: a data tile.
+const tiledChunk = 256
+
+// read reads [start, end) in chunks of tiledChunk consecutive entries (the
+// first from start), each handed to chunk with its first index until
+// chunk returns false.
+func (s *tiledSource) read(ctx context.Context, tree tlog.Tree, start, end uint64, chunk func([]*sunlight.LogEntry, uint64) bool) error {
 	// Entries stops before a partial data tile; resumed with the same
 	// tree, it reads it.
+	var buf []*sunlight.LogEntry
+	from := start
+	flush := func() bool {
+		if len(buf) == 0 {
+			return true
+		}
+		ok := chunk(buf, from)
+		from += uint64(len(buf))
+		buf = nil
+		return ok
+	}
 	for round := 0; start < end; round++ {
 		before := start
 		for i, le := range s.c.Entries(ctx, tree, int64(start)) {
 			if uint64(i) >= end {
 				break
 			}
-			e := Entry{Index: uint64(i), LeafHash: leafHash(le.MerkleTreeLeaf()), Precert: le.IsPrecert, Cert: le.Certificate,
-				Timestamp: time.UnixMilli(le.Timestamp).UTC()}
-			if le.IsPrecert {
-				e.Cert = le.PreCertificate
-				e.Names, e.Facts, e.Err = tbsNames(le.Certificate) // a precert_entry holds the TBS
-			} else {
-				e.Names, e.Facts, e.Err = certNames(le.Certificate)
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
+			buf = append(buf, le)
 			start = uint64(i) + 1
+			if len(buf) == tiledChunk && !flush() {
+				return ctx.Err()
+			}
+		}
+		if !flush() {
+			return ctx.Err()
 		}
 		if err := s.c.Err(); err != nil {
 			if isTileMismatch(err) {
@@ -115,6 +168,24 @@ func (s *tiledSource) entries(ctx context.Context, start, end uint64, to Head, f
 		}
 	}
 	return nil
+}
+
+// parseTiled turns the entries of a chunk, the first at index from, into
+// the monitor's.
+func parseTiled(les []*sunlight.LogEntry, from uint64) []Entry {
+	es := make([]Entry, len(les))
+	for i, le := range les {
+		e := &es[i]
+		*e = Entry{Index: from + uint64(i), LeafHash: leafHash(le.MerkleTreeLeaf()), Precert: le.IsPrecert, Cert: le.Certificate,
+			Timestamp: time.UnixMilli(le.Timestamp).UTC()}
+		if le.IsPrecert {
+			e.Cert = le.PreCertificate
+			e.Names, e.Facts, e.Err = tbsNames(le.Certificate) // a precert_entry holds the TBS
+		} else {
+			e.Names, e.Facts, e.Err = certNames(le.Certificate)
+		}
+	}
+	return es
 }
 
 // isTileMismatch reports whether a client error is a tile that does not

@@ -5,7 +5,10 @@
 # local-directory backend (its default 1 s period, and 100 ms, ctstage's
 # checkpoint interval), all with the same P-256 load-test chains, in
 # alternating rounds. Server CPU is the process's user+system time during
-# the load (`ctstage bench --server-pid`).
+# the load (`ctstage bench --server-pid`), in all and above the process's
+# idle rate sampled for 5 s before each load (the other shards' timers).
+# The dashboard is off (--no-dashboard): its index reads every new entry,
+# which is the dashboard's cost, measured in its own section.
 #
 # Sunlight builds from the module proxy in a scratch module (`go install
 # ...@v0.8.1` is refused: its go.mod has replace directives). Its files
@@ -30,7 +33,7 @@ limit=$(date -u -d "${start%T*} +6 months" +%Y-%m-%dT00:00:00Z)
 common=(--ca "$work/ca" --not-after "$notafter" -c 64 -n 40000 --duration "${secs}s" --log-level warn)
 quiet=(--mgmt-addr= --acme-addr= --dns-addr= --dns-mgmt-addr=)
 
-"$bin" serve --data "$work/data" --log-addr 127.0.0.1:16971 --extra-roots "$work/ca/root.pem" --log-level warn "${quiet[@]}" 2>"$work/serve.log" &
+"$bin" serve --data "$work/data" --log-addr 127.0.0.1:16971 --extra-roots "$work/ca/root.pem" --log-level warn --no-dashboard "${quiet[@]}" 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:16971/healthz >/dev/null && break; sleep 0.2; done
 

@@ -39,6 +39,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	notAfter := fs.String("not-after", "", "NotAfter of the precertificates, RFC 3339 (default now+90 days)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "PID of the log server on this machine: report its CPU time per accepted submission (Linux)")
+	fs.DurationVar(&cfg.ServerIdle, "server-idle", 5*time.Second, "with --server-pid: sample the server's idle CPU this long before the load, and report the CPU per submission above it (negative: don't)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code

@@ -150,6 +150,7 @@ func (f *follower) EntriesProcessed(context.Context) (uint64, error) { return f.
 // catchUp indexes every integrated entry not yet indexed and returns the
 // size reached.
 func (f *follower) catchUp(ctx context.Context, lr tessera.LogReader) (uint64, error) {
+	lr = unquiet(lr) // the size now, not the one cached for Tessera's metrics
 	f.a.mu.Lock()
 	defer f.a.mu.Unlock()
 	for {

@@ -178,6 +178,9 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 		return nil, err
 	}
 	driver, err := st.driver(bg)
+	if err == nil {
+		driver, err = quiet(driver)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open Tessera's storage: %w", err)
 	}
@@ -198,7 +201,7 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 	}
 	l = &Log{
 		opts: opts, logID: logID, store: st, chains: chains,
-		add: tessera.NewCertificateTransparencyAppender(appender), reader: reader,
+		add: tessera.NewCertificateTransparencyAppender(appender), reader: unquiet(reader),
 		shutdown: shutdown, cancel: cancel,
 	}
 	if l.metrics, err = l.newMetrics(opts.Registerer, opts.Name); err != nil {

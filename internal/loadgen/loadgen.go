@@ -54,6 +54,11 @@ type Config struct {
 	// ServerPID, when set, is the log server's process on this machine,
 	// whose CPU time during the load Result.ServerCPU reports (Linux).
 	ServerPID int
+	// ServerIdle is how long the server's CPU is sampled, before the load,
+	// for Result.ServerIdleCPU: what the process burns with no submission
+	// (the other shards' timers, its own publication loops). Default 5 s
+	// with ServerPID; negative skips it.
+	ServerIdle time.Duration
 	// VerifySample is how many SCTs, evenly spread over the accepted
 	// submissions, are verified after the load; 0 verifies every one.
 	// Ignored without LogPublicKey.
@@ -135,6 +140,9 @@ func (c Config) withDefaults() Config {
 	c.Clients = max(c.Clients, 1)
 	if c.Total == 0 {
 		c.Total = int(math.Ceil(c.Rate * c.Duration.Seconds()))
+	}
+	if c.ServerIdle == 0 {
+		c.ServerIdle = 5 * time.Second
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
@@ -252,7 +260,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	log.Info("submitting", "log", r.cfg.LogURL, "clients", r.cfg.Clients, "total", r.cfg.Total,
 		"rate", r.cfg.Rate, "duration", r.cfg.Duration, "start_tree_size", start.size, "tiled", tiled)
 	var cpu0 time.Duration
+	var idle Millis
 	if r.cfg.ServerPID != 0 {
+		if idle, err = idleCPU(ctx, r.cfg.ServerPID, r.cfg.ServerIdle); err != nil {
+			return nil, err
+		}
 		if cpu0, err = processCPU(r.cfg.ServerPID); err != nil {
 			return nil, err
 		}
@@ -265,10 +277,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, err
 		}
-		res.ServerCPU = Millis(cpu1 - cpu0)
-		if res.Accepted > 0 {
-			res.ServerCPUPerAccepted = res.ServerCPU / Millis(res.Accepted)
-		}
+		res.setServerCPU(Millis(cpu1-cpu0), idle, elapsed)
 	}
 	if loadErr != nil {
 		return res, loadErr

@@ -51,6 +51,29 @@ type Result struct {
 	// and ServerCPUPerAccepted that divided by Accepted; zero without it.
 	ServerCPU            Millis `json:"server_cpu_ms,omitempty"`
 	ServerCPUPerAccepted Millis `json:"server_cpu_per_accepted_ms,omitempty"`
+	// ServerIdleCPU is the server's CPU per second of wall time before
+	// the load, with nothing submitted (Config.ServerIdle), and
+	// ServerCPUPerAcceptedOverIdle the CPU per accepted submission above
+	// that: ServerCPU less ServerIdleCPU for Elapsed, over Accepted. The
+	// difference between the two per-submission figures is the idle cost
+	// of the process spread over the submissions, which depends on the
+	// rate and on how many other shards the process runs.
+	ServerIdleCPU                Millis `json:"server_idle_cpu_ms_per_s,omitempty"`
+	ServerCPUPerAcceptedOverIdle Millis `json:"server_cpu_per_accepted_over_idle_ms,omitempty"`
+}
+
+// setServerCPU records the server's CPU during the load, given its idle
+// rate (CPU per second) before.
+func (r *Result) setServerCPU(cpu, idle Millis, elapsed time.Duration) {
+	r.ServerCPU, r.ServerIdleCPU = cpu, idle
+	if r.Accepted == 0 {
+		return
+	}
+	r.ServerCPUPerAccepted = cpu / Millis(r.Accepted)
+	if idle > 0 {
+		over := cpu - Millis(float64(idle)*elapsed.Seconds())
+		r.ServerCPUPerAcceptedOverIdle = max(over, 0) / Millis(r.Accepted)
+	}
 }
 
 // OK reports whether the run had at least one accepted submission and no
@@ -144,6 +167,10 @@ func (r *Result) WriteReport(w io.Writer) error {
 	}
 	if r.ServerCPU > 0 {
 		fmt.Fprintf(&b, "server CPU %s, %s per accepted submission\n", round(r.ServerCPU), round(r.ServerCPUPerAccepted))
+		if r.ServerIdleCPU > 0 {
+			fmt.Fprintf(&b, "server idle %s of CPU per second before the load; above it, %s per accepted submission\n",
+				round(r.ServerIdleCPU), round(r.ServerCPUPerAcceptedOverIdle))
+		}
 	}
 	if r.SCTsVerified > 0 {
 		fmt.Fprintf(&b, "SCT signatures: %d verified, %d invalid\n", r.SCTsVerified, r.InvalidSCTs)

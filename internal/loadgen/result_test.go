@@ -90,3 +90,33 @@ func TestResultJSONAndReport(t *testing.T) {
 		}
 	}
 }
+
+func TestSetServerCPU(t *testing.T) {
+	ms := func(f float64) Millis { return Millis(f * float64(time.Millisecond)) }
+	for _, tc := range []struct {
+		name                  string
+		cpu, idle             Millis
+		elapsed               time.Duration
+		accepted              int
+		wantPer, wantOverIdle Millis
+	}{
+		// 2 s of load at 1,000 accepted: 900 ms of CPU, of which 2 s at
+		// 50 ms/s were the process's idle.
+		{"idle subtracted", ms(900), ms(50), 2 * time.Second, 1000, ms(0.9), ms(0.8)},
+		{"no idle sample", ms(900), 0, 2 * time.Second, 1000, ms(0.9), 0},
+		{"idle above the load's CPU", ms(50), ms(50), 2 * time.Second, 10, ms(5), 0},
+		{"nothing accepted", ms(900), ms(50), 2 * time.Second, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Result{Accepted: tc.accepted}
+			r.setServerCPU(tc.cpu, tc.idle, tc.elapsed)
+			if r.ServerCPU != tc.cpu || r.ServerIdleCPU != tc.idle {
+				t.Errorf("ServerCPU %v, ServerIdleCPU %v; want %v, %v", r.ServerCPU, r.ServerIdleCPU, tc.cpu, tc.idle)
+			}
+			if r.ServerCPUPerAccepted != tc.wantPer || r.ServerCPUPerAcceptedOverIdle != tc.wantOverIdle {
+				t.Errorf("per accepted %v, over idle %v; want %v, %v",
+					r.ServerCPUPerAccepted, r.ServerCPUPerAcceptedOverIdle, tc.wantPer, tc.wantOverIdle)
+			}
+		})
+	}
+}

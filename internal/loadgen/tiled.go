@@ -82,6 +82,29 @@ const tiledProofs = 1000
 
 // processCPU reads the user and system CPU time a process has used so
 // far, from /proc/PID/stat (Linux), in clock ticks of 10 ms.
+// idleCPU samples the CPU of process pid for d and returns it per second
+// of wall time; 0 when d is negative.
+func idleCPU(ctx context.Context, pid int, d time.Duration) (Millis, error) {
+	if d < 0 {
+		return 0, nil
+	}
+	c0, err := processCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	c1, err := processCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	return Millis(float64(c1-c0) / time.Since(t0).Seconds()), nil
+}
+
 func processCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

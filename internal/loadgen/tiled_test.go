@@ -47,7 +47,7 @@ func TestRunAgainstTiledLog(t *testing.T) {
 	}
 	cfg := *tca.config(time.Now().AddDate(0, 0, 90))
 	cfg.LogURL, cfg.MonitoringURL, cfg.LogPublicKey = srv.URL+"/tiled/", srv.URL+"/tiled/", pub
-	cfg.Clients, cfg.Total, cfg.ServerPID = 16, 300, os.Getpid()
+	cfg.Clients, cfg.Total, cfg.ServerPID, cfg.ServerIdle = 16, 300, os.Getpid(), 200*time.Millisecond
 	res, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -70,5 +70,8 @@ func TestRunAgainstTiledLog(t *testing.T) {
 	}
 	if !res.Tiled || res.ServerCPU <= 0 || res.ServerCPUPerAccepted <= 0 || !res.OK() {
 		t.Errorf("tiled %v, server CPU %v (%v per accepted), OK %v", res.Tiled, res.ServerCPU, res.ServerCPUPerAccepted, res.OK())
+	}
+	if res.ServerCPUPerAcceptedOverIdle > res.ServerCPUPerAccepted {
+		t.Errorf("CPU per accepted above idle %v exceeds the whole %v", res.ServerCPUPerAcceptedOverIdle, res.ServerCPUPerAccepted)
 	}
 }
