@@ -134,7 +134,7 @@ func (s *dirStore) issuer(_ context.Context, fp string) ([]byte, error) {
 }
 
 func (s *dirStore) antispam() *antispam { return s.as }
-func (s *dirStore) close() error        { s.as.lookup.Close(); return s.db.Close() }
+func (s *dirStore) close() error        { return errors.Join(s.as.close(), s.db.Close()) }
 
 // mysqlStore is a log in a MySQL database of its own: Tessera's tables,
 // and ctstage's beside them.
@@ -221,4 +221,4 @@ func (s *mysqlStore) issuer(ctx context.Context, fp string) ([]byte, error) {
 func (s *mysqlStore) antispam() *antispam { return s.as }
 
 // close leaves the database to its owner, who gave it in Options.DB.
-func (s *mysqlStore) close() error { return s.as.lookup.Close() }
+func (s *mysqlStore) close() error { return s.as.close() }

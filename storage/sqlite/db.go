@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +76,9 @@ type DB struct {
 
 	checkpointConn *sql.DB // one connection for the checkpointer
 	closed         atomic.Bool
+	// queued counts, per tree ID, the calls that added leaves for the
+	// sequencer (QueueGeneration).
+	queued sync.Map // int64 -> *atomic.Uint64
 }
 
 var _ storage.Provider = (*DB)(nil)
@@ -292,6 +296,24 @@ func quickCheck(ctx context.Context, writer *sql.DB) error {
 
 // LogStorage returns Trillian log storage on the database.
 func (db *DB) LogStorage() storage.LogStorage { return &logStorage{db: db} }
+
+// QueueGeneration counts the calls that queued leaves of tree (QueueLeaves,
+// AddSequencedLeaves) in this process, each counted once its leaves are
+// committed. This process is the database's only writer, so a sequencing
+// pass that found nothing to integrate has nothing to do until it changes
+// (ctlog skips those passes).
+func (db *DB) QueueGeneration(tree int64) uint64 {
+	if c, ok := db.queued.Load(tree); ok {
+		return c.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+// noteQueued is called once leaves of tree are committed.
+func (db *DB) noteQueued(tree int64) {
+	c, _ := db.queued.LoadOrStore(tree, new(atomic.Uint64))
+	c.(*atomic.Uint64).Add(1)
+}
 
 // AdminStorage returns Trillian admin storage on the database.
 func (db *DB) AdminStorage() storage.AdminStorage { return &adminStorage{db: db} }

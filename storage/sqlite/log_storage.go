@@ -96,8 +96,12 @@ func (s *logStorage) AddSequencedLeaves(ctx context.Context, tree *trillian.Tree
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
+	s.db.noteQueued(tree.TreeId)
 	return res, nil
 }
+
+// QueueGeneration is DB.QueueGeneration.
+func (s *logStorage) QueueGeneration(tree int64) uint64 { return s.db.QueueGeneration(tree) }
 
 // QueueLeaves queues leaves through the group committer (see the package
 // doc). Leaves whose LeafIdentityHash is already stored come back with
@@ -111,6 +115,7 @@ func (s *logStorage) QueueLeaves(ctx context.Context, tree *trillian.Tree, leave
 	if err != nil {
 		return nil, err
 	}
+	s.db.noteQueued(tree.TreeId)
 	ret := make([]*trillian.QueuedLogLeaf, len(leaves))
 	for i, e := range existing {
 		if e == nil {

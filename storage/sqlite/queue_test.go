@@ -462,3 +462,26 @@ func TestCommitterLinger(t *testing.T) {
 		t.Fatalf("busy, alone: batch of %d, want 1", len(got))
 	}
 }
+
+// TestQueueGeneration: each call that queued leaves of a tree counts, for
+// that tree only (ctlog skips sequencing passes while it stays).
+func TestQueueGeneration(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	tree, other := createTree(t, db, true), createTree(t, db, true)
+	s := db.LogStorage()
+	if g := db.QueueGeneration(tree.TreeId); g != 0 {
+		t.Fatalf("generation before any leaf: %d", g)
+	}
+	for i := range 3 {
+		if _, err := s.QueueLeaves(ctx, tree, newLeaves(10*i, 2), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := db.QueueGeneration(tree.TreeId); g != 3 {
+		t.Errorf("after 3 QueueLeaves: generation %d, want 3", g)
+	}
+	if g := s.(interface{ QueueGeneration(int64) uint64 }).QueueGeneration(other.TreeId); g != 0 {
+		t.Errorf("another tree's generation: %d, want 0", g)
+	}
+}
