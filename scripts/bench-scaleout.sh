@@ -103,6 +103,21 @@ end=$(date +%s%N)
 echo "--- through frontend 1:"; cat "$work/a.txt"
 echo "--- through frontend 2:"; cat "$work/b.txt"
 awk -v n="$n" -v ns="$((end - start))" 'BEGIN { printf "  both together: %d submissions in %.2f s wall (both benches, their set-up included): %.0f/s\n", n, ns / 1e9, n / (ns / 1e9) }'
+# The two loads on one time line: accepted by both, from the first
+# submission of either to the last answer of either.
+python3 - "$work/a.txt" "$work/b.txt" <<'EOF2'
+import re, sys
+spans, acc = [], 0
+for f in sys.argv[1:]:
+    t = open(f).read()
+    acc += int(re.search(r"accepted (\d+) \(", t).group(1))
+    a, b = re.search(r"load from (\S+) to (\S+) UTC", t).groups()
+    sec = lambda x: sum(float(p) * m for p, m in zip(x.split(":"), (3600, 60, 1)))
+    spans.append((sec(a), sec(b)))
+lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+print(f"  both loads: {acc} accepted from the first submission to the last answer, {hi - lo:.2f} s: {acc / (hi - lo):.1f}/s"
+      f" (starts {abs(spans[0][0] - spans[1][0]):.2f} s apart, ends {abs(spans[0][1] - spans[1][1]):.2f} s apart)")
+EOF2
 sleep 2
 report_cpu "$n" "frontend1=$fe1_pid:$f0" "frontend2=$fe2_pid:$g0" "sequencer=$seq_pid:$s0" "mariadb=$maria_pid:$m0"
 kill "$fe1_pid" "$fe2_pid" "$seq_pid"

@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 type runner struct {
 	cfg     Config
+	started time.Time // the first submission
 	hc      *http.Client
 	ownHC   bool
 	retries atomic.Int64
@@ -308,6 +309,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 func (r *runner) submit(ctx context.Context) (time.Duration, error) {
 	r.out = make([]outcome, len(r.pcs))
 	start := time.Now()
+	r.started = start
 	var deadline time.Time
 	if r.cfg.Duration > 0 {
 		deadline = start.Add(r.cfg.Duration)
@@ -378,7 +380,7 @@ func (r *runner) submitOne(ctx context.Context, lc *client.LogClient, i int) {
 func (r *runner) tally(elapsed time.Duration) *Result {
 	res := &Result{
 		LogURL: r.cfg.LogURL, Clients: r.cfg.Clients, TargetRate: r.cfg.Rate, Planned: len(r.pcs),
-		Errors: Counts{}, Elapsed: Millis(elapsed), Retries: r.retries.Load(),
+		Errors: Counts{}, Started: r.started.UTC(), Elapsed: Millis(elapsed), Retries: r.retries.Load(),
 	}
 	var lat []time.Duration
 	for _, o := range r.out {

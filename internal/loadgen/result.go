@@ -19,15 +19,16 @@ type Result struct {
 	Clients    int     `json:"clients"`
 	TargetRate float64 `json:"target_rate,omitempty"` // submissions/s; 0: as fast as possible
 
-	Planned        int     `json:"planned"`          // precertificates generated (Config.Total)
-	Submitted      int     `json:"submitted"`        // submissions attempted
-	Accepted       int     `json:"accepted"`         // submissions that returned an SCT
-	Failed         int     `json:"failed"`           // Submitted-Accepted, plus NotIntegrated and InvalidSCTs
-	Errors         Counts  `json:"errors,omitempty"` // failures by message
-	Retries        int64   `json:"retries"`          // requests ct-go's client retried (503, 429, transport errors)
-	Elapsed        Millis  `json:"elapsed_ms"`       // first submission to last answer
-	AcceptedPerSec float64 `json:"accepted_per_sec"` // Accepted / Elapsed
-	Latency        Summary `json:"latency"`          // of accepted submissions, retries included
+	Planned        int       `json:"planned"`          // precertificates generated (Config.Total)
+	Submitted      int       `json:"submitted"`        // submissions attempted
+	Accepted       int       `json:"accepted"`         // submissions that returned an SCT
+	Failed         int       `json:"failed"`           // Submitted-Accepted, plus NotIntegrated and InvalidSCTs
+	Errors         Counts    `json:"errors,omitempty"` // failures by message
+	Retries        int64     `json:"retries"`          // requests ct-go's client retried (503, 429, transport errors)
+	Started        time.Time `json:"started"`          // the first submission
+	Elapsed        Millis    `json:"elapsed_ms"`       // first submission to last answer
+	AcceptedPerSec float64   `json:"accepted_per_sec"` // Accepted / Elapsed
+	Latency        Summary   `json:"latency"`          // of accepted submissions, retries included
 
 	MergeDelay    Summary `json:"merge_delay"`    // first STH that includes the entry, minus the SCT's timestamp
 	Integrated    int     `json:"integrated"`     // accepted entries found in the log
@@ -152,6 +153,12 @@ func (r *Result) WriteReport(w io.Writer) error {
 	fmt.Fprintf(&b, "log %s, %d clients, %s\n", r.LogURL, r.Clients, pace)
 	fmt.Fprintf(&b, "submitted %d of %d in %s: accepted %d (%.1f/s), failed %d, retried %d\n",
 		r.Submitted, r.Planned, round(r.Elapsed), r.Accepted, r.AcceptedPerSec, r.Failed, r.Retries)
+	if !r.Started.IsZero() {
+		// To the millisecond, so that loads run side by side can be put
+		// on one time line (scripts/bench-scaleout.sh).
+		end := r.Started.Add(time.Duration(r.Elapsed))
+		fmt.Fprintf(&b, "load from %s to %s UTC\n", r.Started.Format("15:04:05.000"), end.Format("15:04:05.000"))
+	}
 	fmt.Fprintf(&b, "latency      p50 %-9s p99 %-9s max %s\n", round(r.Latency.P50), round(r.Latency.P99), round(r.Latency.Max))
 	if r.Tiled {
 		fmt.Fprintf(&b, "tiled log: every SCT after its checkpoint; %d of %d accepted within the checkpoint of %d, %d proven from the tiles\n",
