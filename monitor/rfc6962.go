@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	ct "github.com/google/certificate-transparency-go"
@@ -19,6 +20,8 @@ import (
 // a log that does not answer.
 type rfcSource struct {
 	c        *client.LogClient
+	url      string // the log's URL, with its trailing "/"
+	hc       *http.Client
 	verifier *ct.SignatureVerifier
 	// batch is the most entries one get-entries answered, which is the
 	// log's limit once it cut a range; parallel requests use it.
@@ -41,7 +44,7 @@ func newRFCSource(url string, key []byte, hc *http.Client, parallel int) (*rfcSo
 	if err != nil {
 		return nil, err
 	}
-	return &rfcSource{c: c, verifier: v, batch: 1024, parallel: max(parallel, 1)}, nil
+	return &rfcSource{c: c, url: strings.TrimSuffix(url, "/") + "/", hc: hc, verifier: v, batch: 1024, parallel: max(parallel, 1)}, nil
 }
 
 func (s *rfcSource) head(ctx context.Context) (Head, error) {
@@ -87,11 +90,11 @@ func (s *rfcSource) entries(ctx context.Context, start, end uint64, _ Head, fn f
 			// One request first: its answer is the log's batch size
 			// when it cuts the range, and the chunks below are that size,
 			// so that entries reach fn (and the state) batch by batch.
-			rsp, err := s.c.GetRawEntries(ctx, int64(start), int64(min(start+batch, end)-1))
+			got, err := s.getEntries(ctx, start, min(start+batch, end)-1)
 			if err != nil {
 				return err
 			}
-			n := uint64(len(rsp.Entries))
+			n := uint64(len(got))
 			if n == 0 || n > min(start+batch, end)-start {
 				return fmt.Errorf("get-entries from %d answered %d entries", start, n)
 			}
@@ -101,7 +104,7 @@ func (s *rfcSource) entries(ctx context.Context, start, end uint64, _ Head, fn f
 			}
 			s.learned = true // cut: the log's limit; whole: it takes the guess
 			s.mu.Unlock()
-			if err := deliver(start, rsp.Entries); err != nil {
+			if err := deliver(start, got); err != nil {
 				return err
 			}
 			start += n
@@ -169,11 +172,11 @@ func (s *rfcSource) pipeline(ctx context.Context, start, end, batch uint64, fn f
 func (s *rfcSource) fetch(ctx context.Context, from, to uint64) ([]ct.LeafEntry, error) {
 	var out []ct.LeafEntry
 	for from < to {
-		rsp, err := s.c.GetRawEntries(ctx, int64(from), int64(to-1))
+		got, err := s.getEntries(ctx, from, to-1)
 		if err != nil {
 			return nil, err
 		}
-		n := uint64(len(rsp.Entries))
+		n := uint64(len(got))
 		if n == 0 || n > to-from {
 			return nil, fmt.Errorf("get-entries %d-%d answered %d entries", from, to-1, n)
 		}
@@ -182,7 +185,7 @@ func (s *rfcSource) fetch(ctx context.Context, from, to uint64) ([]ct.LeafEntry,
 			s.batch = n
 			s.mu.Unlock()
 		}
-		out = append(out, rsp.Entries...)
+		out = append(out, got...)
 		from += n
 	}
 	return out, nil

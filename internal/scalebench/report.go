@@ -172,8 +172,12 @@ func (r *Report) WriteReport(w io.Writer) error {
 				st.Clients, st.Reader, st.Run, st.PerSec, st.MBPerSec, st.Entries, st.Requests, round(st.Elapsed), ratio, st.LoadStart, st.LoadEnd)
 		}
 		if m := s.Monitor; m != nil {
-			fmt.Fprintf(&b, "  monitor catch-up   %d entries in %s: %.0f entries/s (%d parallel get-entries, root recomputed); heap in use %v MB, peak %.0f MB; load %s -> %s\n",
-				m.Entries, round(m.Elapsed), m.PerSec, m.Parallel, mbs(m.HeapMB), m.PeakHeapMB, m.LoadStart, m.LoadEnd)
+			par := "parallel get-entries"
+			if strings.HasPrefix(r.Storage, "tiled") {
+				par = "data tiles parsed at once"
+			}
+			fmt.Fprintf(&b, "  monitor catch-up   %d entries in %s: %.0f entries/s (%d %s, root recomputed); heap in use %v MB, peak %.0f MB; load %s -> %s\n",
+				m.Entries, round(m.Elapsed), m.PerSec, m.Parallel, par, mbs(m.HeapMB), m.PeakHeapMB, m.LoadStart, m.LoadEnd)
 		}
 		if c := s.Certspotter; c != nil {
 			fmt.Fprintf(&b, "  certspotter        %d entries in %s: %.0f entries/s (%s)\n", c.Entries, round(c.Elapsed), c.PerSec, c.Version)
