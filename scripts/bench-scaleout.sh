@@ -13,13 +13,13 @@
 # the Go module proxy (for the stock stack) and a
 # MariaDB the ctstage user can create databases on (see .ci/run).
 # Every load runs for SECONDS (default 18) from a pool of N precertificates
-# (default 20000; 60 % of N for each of the two frontends' benches), so that the two frontends' benches run side
+# (default 30000; 60 % of N for each of the two frontends' benches), so that the two frontends' benches run side
 # by side for the same time; throughput is what was accepted over the
 # span from the first submission to the last answer.
 # Usage: scripts/bench-scaleout.sh [N] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n="${1:-20000}" secs="${2:-18}"
+n="${1:-30000}" secs="${2:-18}"
 work=$(mktemp -d)
 db=ctstage_scaleout_$$
 storage="mysql://ctstage:ctstage@127.0.0.1:3306/$db"
