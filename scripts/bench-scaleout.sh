@@ -12,10 +12,11 @@
 # Needs Debian's etcd (apt-get install -y etcd-server), python3, openssl,
 # the Go module proxy (for the stock stack) and a
 # MariaDB the ctstage user can create databases on (see .ci/run).
-# Every load runs for SECONDS (default 18) from a pool of N precertificates
-# (default 30000; 60 % of N for each of the two frontends' benches), so that the two frontends' benches run side
-# by side for the same time; throughput is what was accepted over the
-# span from the first submission to the last answer.
+# Every load runs for SECONDS (default 18) from a pool of N
+# precertificates (default 30000; 60 % of N for each of the two
+# frontends' benches), so that those two run side by side for the same
+# time; throughput is what was accepted over the span from the first
+# submission to the last answer.
 # Usage: scripts/bench-scaleout.sh [N] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
