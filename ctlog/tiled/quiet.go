@@ -18,10 +18,12 @@ import (
 // hands Tessera a LogReader whose IntegratedSize and NextIndex are cached
 // for statsTTL; everything else goes through. ctstage's own readers of the
 // size (the antispam follower) use the driver's reader, through unquiet.
-type quietDriver struct {
-	d interface {
-		Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
-	}
+type quietDriver struct{ d appendLifecycle }
+
+// appendLifecycle is what tessera.NewAppender asks of a driver (every
+// Tessera driver has it).
+type appendLifecycle interface {
+	Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
 }
 
 // statsTTL is how stale the size that Tessera's metrics loops read may be.
@@ -30,9 +32,7 @@ const statsTTL = 5 * time.Second
 // quiet wraps a Tessera driver; it must have Tessera's append lifecycle,
 // as every Tessera driver does.
 func quiet(d tessera.Driver) (tessera.Driver, error) {
-	q, ok := d.(interface {
-		Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
-	})
+	q, ok := d.(appendLifecycle)
 	if !ok {
 		return nil, fmt.Errorf("tessera driver %T has no Appender lifecycle", d)
 	}

@@ -125,3 +125,14 @@ func TestAntispamFilter(t *testing.T) {
 		t.Errorf("a new entry: %+v, %v; want it passed on", idx, err)
 	}
 }
+
+// size is the filter's memory in bytes.
+func (f *seenFilter) size() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := 0
+	for _, s := range f.sets {
+		n += len(s.bits) * 8
+	}
+	return n
+}
