@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	ct "github.com/google/certificate-transparency-go"
+
+	"github.com/ctstage/ctstage/internal/b64json"
 )
 
 // getEntries reads get-entries [start, end] (RFC 6962 section 4.6). The
@@ -41,7 +43,7 @@ const maxEntriesBody = 256 << 20
 // (or rejects). The entries' bytes share one buffer.
 func decodeEntries(b []byte) (es []ct.LeafEntry, ok bool) {
 	b = bytes.TrimSpace(b)
-	const head, leaf, extra = `{"entries":[`, `{"leaf_input":"`, `","extra_data":"`
+	const head, leaf, extra = `{"entries":[`, `{"leaf_input":"`, `,"extra_data":"`
 	if !bytes.HasPrefix(b, []byte(head)) {
 		return nil, false
 	}
@@ -55,17 +57,11 @@ func decodeEntries(b []byte) (es []ct.LeafEntry, ok bool) {
 		if !bytes.HasPrefix(b, []byte(prefix)) {
 			return nil, false
 		}
-		b = b[len(prefix):]
-		end := bytes.IndexByte(b, '"')
-		if end < 0 || !base64Only(b[:end]) {
-			return nil, false
-		}
 		at := len(buf)
-		var err error
-		if buf, err = base64.StdEncoding.AppendDecode(buf, b[:end]); err != nil {
+		var ok bool
+		if buf, b, ok = b64json.AppendString(buf, b[len(prefix):]); !ok {
 			return nil, false
 		}
-		b = b[end:]
 		return buf[at:len(buf):len(buf)], true
 	}
 	for {
@@ -79,24 +75,12 @@ func decodeEntries(b []byte) (es []ct.LeafEntry, ok bool) {
 		}
 		es = append(es, ct.LeafEntry{LeafInput: li, ExtraData: ed})
 		switch {
-		case bytes.HasPrefix(b, []byte(`"},`)):
-			b = b[3:]
-		case string(b) == `"}]}`:
+		case bytes.HasPrefix(b, []byte(`},`)):
+			b = b[2:]
+		case string(b) == `}]}`:
 			return es, true
 		default:
 			return nil, false
 		}
 	}
-}
-
-// base64Only reports whether s holds only the standard base64 alphabet
-// and padding: base64's decoder skips CR and LF, which a JSON string
-// cannot hold unescaped.
-func base64Only(s []byte) bool {
-	for _, c := range s {
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
-			return false
-		}
-	}
-	return true
 }
