@@ -7,12 +7,16 @@ import (
 )
 
 // awaiter waits for published checkpoints to cover entries. It reads the
-// checkpoint every poll while some submission waits, and not at all
-// otherwise: Tessera's PublicationAwaiter polls without end, which on an
-// idle shard is all the CPU it uses (the default topology has six).
+// checkpoint while some submission waits, and not at all otherwise:
+// Tessera's PublicationAwaiter polls without end, which on an idle shard
+// is all the CPU it uses (the default topology has six). The checkpoint
+// signer says when a checkpoint is about to be written: the awaiter then
+// reads every fastPoll until it is, and every poll otherwise (a safety
+// net: every publication is signed).
 type awaiter struct {
-	l    *Log
-	poll time.Duration
+	l      *Log
+	poll   time.Duration
+	signed <-chan struct{}
 
 	mu      sync.Mutex
 	waiting int
@@ -20,13 +24,22 @@ type awaiter struct {
 	kick    chan struct{}
 }
 
-func newAwaiter(l *Log, poll time.Duration) *awaiter {
-	return &awaiter{l: l, poll: poll, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+// fastPoll is how often the awaiter reads the checkpoint for fastFor
+// after one was signed: Tessera writes it with O_SYNC and syncs its
+// directory, a few milliseconds.
+const (
+	fastPoll = time.Millisecond
+	fastFor  = 50 * time.Millisecond
+)
+
+func newAwaiter(l *Log, poll time.Duration, signed <-chan struct{}) *awaiter {
+	return &awaiter{l: l, poll: poll, signed: signed, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // run polls until ctx ends.
 func (a *awaiter) run(ctx context.Context) {
 	var seen uint64
+	var fastUntil time.Time // read every fastPoll until then
 	t := time.NewTimer(a.poll)
 	defer t.Stop()
 	for {
@@ -34,25 +47,45 @@ func (a *awaiter) run(ctx context.Context) {
 		n := a.waiting
 		a.mu.Unlock()
 		if n == 0 {
+			// A signature often comes before its submitters wait: the
+			// integration that resolves their futures also wakes the
+			// publisher.
 			select {
 			case <-a.kick:
-				continue
+			case <-a.signed:
+				fastUntil = time.Now().Add(fastFor)
 			case <-ctx.Done():
 				return
 			}
+			continue
 		}
 		if cp, err := a.l.reader.ReadCheckpoint(ctx); err == nil {
 			if size, err := a.l.notePublished(cp); err == nil && size > seen {
-				seen = size
+				seen, fastUntil = size, time.Time{}
+				if a.l.pacer != nil {
+					a.l.pacer.published()
+				}
 				a.mu.Lock()
 				close(a.changed)
 				a.changed = make(chan struct{})
 				a.mu.Unlock()
 			}
 		}
-		t.Reset(a.poll)
+		d := a.poll
+		if time.Now().Before(fastUntil) {
+			d = fastPoll
+		}
+		t.Reset(d)
 		select {
 		case <-t.C:
+		case <-a.signed:
+			fastUntil = time.Now().Add(fastFor)
+			t.Reset(fastPoll)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
 		case <-ctx.Done():
 			return
 		}

@@ -35,6 +35,9 @@ type checkpointSigner struct {
 	key    *ecdsa.PrivateKey
 	keyID  uint32
 	now    func() time.Time
+	// signed, when set, is sent to (without blocking) after each
+	// signature: a checkpoint is about to be published.
+	signed chan<- struct{}
 }
 
 func newCheckpointSigner(origin string, key *ecdsa.PrivateKey, now func() time.Time) (*checkpointSigner, error) {
@@ -70,6 +73,12 @@ func (s *checkpointSigner) Sign(msg []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddUint64(ts)
 	b.AddBytes(sig)
+	if s.signed != nil {
+		select {
+		case s.signed <- struct{}{}:
+		default:
+		}
+	}
 	return b.Bytes()
 }
 

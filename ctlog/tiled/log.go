@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,7 @@ import (
 	"github.com/google/certificate-transparency-go/tls"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/ctonly"
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -81,11 +84,8 @@ type Options struct {
 
 // Checkpoint intervals: how often a new checkpoint is published, which
 // bounds the SCT latency; Tessera refuses less than 100ms on POSIX and 1s
-// on MySQL. Tessera skips a publication that comes sooner than the
-// interval after the last and then waits a whole interval, so clients
-// that submit again as soon as their SCT comes (all of them waiting for
-// the same checkpoint) see one checkpoint every interval plus a batch:
-// 64 such clients get about 500 SCTs/s on POSIX (docs/benchmarks.md).
+// on MySQL. On POSIX the pacer (pace.go) lines the batches up with the
+// interval; on MySQL Tessera publishes on a ticker of the interval.
 const (
 	posixCheckpointInterval = 100 * time.Millisecond
 	// batchMaxAge is how long an entry may wait for others before its
@@ -103,6 +103,7 @@ type Log struct {
 	add      func(context.Context, *ctonly.Entry) tessera.IndexFuture
 	reader   tessera.LogReader
 	awaiter  *awaiter
+	pacer    *pacer // nil on MySQL
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
 	metrics  *metrics
@@ -146,10 +147,10 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 		return nil, err
 	}
 	var st store
-	interval, poll := posixCheckpointInterval, 5*time.Millisecond
+	interval, poll := posixCheckpointInterval, 20*time.Millisecond
 	if opts.DB != nil {
 		st, err = openMySQLStore(ctx, opts.DB, &opts)
-		interval, poll = mysqlCheckpointInterval, 20*time.Millisecond
+		interval = mysqlCheckpointInterval
 	} else {
 		st, err = openDirStore(ctx, opts.Dir, &opts)
 	}
@@ -177,6 +178,8 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 	if err != nil {
 		return nil, err
 	}
+	signed := make(chan struct{}, 1)
+	signer.signed = signed
 	driver, err := st.driver(bg)
 	if err == nil {
 		driver, err = quiet(driver)
@@ -207,7 +210,17 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 	if l.metrics, err = l.newMetrics(opts.Registerer, opts.Name); err != nil {
 		return nil, fmt.Errorf("couldn't register the metrics: %w", err)
 	}
-	l.awaiter = newAwaiter(l, poll)
+	if opts.DB == nil {
+		cp := filepath.Join(opts.Dir, layout.CheckpointPath)
+		l.pacer = newPacer(interval, batchMaxAge, func() (time.Time, error) {
+			fi, err := os.Stat(cp)
+			if err != nil {
+				return time.Time{}, err
+			}
+			return fi.ModTime(), nil
+		})
+	}
+	l.awaiter = newAwaiter(l, poll, signed)
 	go l.awaiter.run(bg)
 	return l, nil
 }
@@ -279,6 +292,11 @@ func (l *Log) Add(ctx context.Context, chain [][]byte, precert bool) (*ct.Signed
 	}
 	start := time.Now()
 	defer l.waits.add(start)()
+	if l.pacer != nil && !l.holding() {
+		if err := l.pacer.wait(ctx); err != nil {
+			return nil, fmt.Errorf("couldn't sequence the entry: %w", err)
+		}
+	}
 	e := v.entry(uint64(l.opts.Now().Add(l.skew()).UnixMilli()))
 	idx, err := l.add(ctx, e)()
 	if err == nil && !l.holding() {
