@@ -110,15 +110,21 @@ func (l *Log) serveAdd(w http.ResponseWriter, r *http.Request, precert bool) {
 }
 
 // readBody reads a request body of at most max bytes, into a buffer of
-// the size the request announces.
+// the size the request announces, up to maxPresized: a client that
+// announces more and sends it slowly holds no more memory than what it
+// sent.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= max {
-		buf.Grow(int(n) + 1) // +1: ReadFrom reads on to see the end
+		buf.Grow(int(min(n, maxPresized)) + 1) // +1: ReadFrom reads on to see the end
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
 	return buf.Bytes(), err
 }
+
+// maxPresized bounds the buffer a body is read into before it comes: a
+// chain of a few certificates is a few KB.
+const maxPresized = 64 << 10
 
 // decodeChain decodes an add-chain body, {"chain":["...",...]} (RFC 6962
 // section 4.1), when it has the shape ct-go's client and Boulder write:
