@@ -25,8 +25,8 @@ type Config struct {
 	// sequencer run. Default 4096.
 	SequencerBatchSize int `yaml:"sequencer_batch_size"`
 	// STHMaxAge is how old the newest STH may get while a shard is idle
-	// before the shard signs a fresh one (Trillian's MaxRootDuration).
-	// Default 1m. A shard with no new STH for 2 x STHMaxAge + 5s is
+	// before the shard signs a fresh one (Trillian's MaxRootDuration; a
+	// tiled shard re-signs its checkpoint). Default 1m. A shard with no new STH for 2 x STHMaxAge + 5s is
 	// stalled: /healthz answers 503 naming it.
 	STHMaxAge time.Duration `yaml:"sth_max_age"`
 	// MaxBodyBytes bounds the body of add-chain and add-pre-chain. Default 2 MiB.

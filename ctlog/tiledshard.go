@@ -58,7 +58,8 @@ func newTiledShard(ctx context.Context, s ShardOf, opts *Options, roots [][]byte
 		Existing: existing,
 		Key:      key, Roots: roots,
 		NotAfterStart: s.NotAfterStart, NotAfterLimit: s.NotAfterLimit, MaxBodyBytes: opts.Config.MaxBodyBytes,
-		Logger: opts.Logger, Name: s.Name, Registerer: opts.Registerer, Unavailable: opts.Unavailable,
+		RepublishInterval: opts.Config.STHMaxAge,
+		Logger:            opts.Logger, Name: s.Name, Registerer: opts.Registerer, Unavailable: opts.Unavailable,
 	}
 	sh := &tiledShard{cfg: s, pubDER: pubDER, logID: sha256.Sum256(pubDER)}
 	if opts.TiledDB != nil {

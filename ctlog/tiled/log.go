@@ -66,6 +66,13 @@ type Options struct {
 	// NotAfterStart and NotAfterLimit bound the NotAfter of accepted
 	// certificates, [start, limit); both zero takes any.
 	NotAfterStart, NotAfterLimit time.Time
+	// RepublishInterval is how old the checkpoint of a log that does not
+	// grow may get before it is signed afresh, as ctfe re-signs an idle
+	// tree's STH and Sunlight signs a checkpoint every period: monitors
+	// tell a quiet log from a frozen one by it. 0 never re-signs; less
+	// than the checkpoint interval is the interval. Tessera's MySQL
+	// backend re-signs every interval whatever this says.
+	RepublishInterval time.Duration
 	// MaxBodyBytes bounds add-chain bodies. Default 2 MiB.
 	MaxBodyBytes int64
 	// Logger receives the log's messages. Default slog.Default().
@@ -188,12 +195,16 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 		return nil, fmt.Errorf("couldn't open Tessera's storage: %w", err)
 	}
 	as := st.antispam()
-	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, tessera.NewAppendOptions().
+	ao := tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithCTLayout().
 		WithBatching(256, batchMaxAge).
 		WithCheckpointInterval(interval).
-		WithAntispam(1<<16, as))
+		WithAntispam(1<<16, as)
+	if r := opts.RepublishInterval; r > 0 {
+		ao.WithCheckpointRepublishInterval(max(r, interval))
+	}
+	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, ao)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't start Tessera: %w", err)
 	}

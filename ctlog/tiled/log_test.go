@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -78,15 +79,20 @@ var backends = []struct {
 	}},
 }
 
-func start(t testing.TB, where backend, key *ecdsa.PrivateKey, ca *testca.CA) *testLog {
+// start starts a log on where, with the options set changed by set.
+func start(t testing.TB, where backend, key *ecdsa.PrivateKey, ca *testca.CA, set ...func(*tiled.Options)) *testLog {
 	t.Helper()
 	tl := &testLog{ca: ca, key: key, where: where, reg: prometheus.NewRegistry()}
 	tl.srv = httptest.NewUnstartedServer(nil)
 	host := tl.srv.Listener.Addr().String()
-	l, err := tiled.New(t.Context(), tiled.Options{
+	opts := tiled.Options{
 		Origin: host + "/tiled/test", Dir: where.dir, DB: where.db, Key: key, Roots: [][]byte{ca.Root.Raw},
 		Logger: slog.New(slog.DiscardHandler), Name: "test", Registerer: tl.reg,
-	})
+	}
+	for _, f := range set {
+		f(&opts)
+	}
+	l, err := tiled.New(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,6 +496,71 @@ func get(t *testing.T, url string) []byte {
 		t.Fatalf("GET %s: %d %q", url, rsp.StatusCode, b)
 	}
 	return b
+}
+
+// TestTiledRepublish: the checkpoint of a log that does not grow is
+// signed afresh every RepublishInterval, with the same tree, as an idle
+// RFC 6962 shard's STH is: monitors tell a quiet log from a frozen one
+// by it.
+func TestTiledRepublish(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ca, err := testca.New("tiled republish")
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl := start(t, b.new(t), key, ca, func(o *tiled.Options) { o.RepublishInterval = time.Second })
+			chain, err := ca.Leaf("republish.example.com", time.Now().AddDate(0, 0, 30), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tl.ctClient(t).AddChain(t.Context(), asn1(chain)); err != nil {
+				t.Fatal(err)
+			}
+			first := get(t, tl.prefix+"checkpoint")
+			body, ts := splitCheckpoint(t, first)
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				time.Sleep(200 * time.Millisecond)
+				cp := get(t, tl.prefix+"checkpoint")
+				if b2, ts2 := splitCheckpoint(t, cp); ts2 > ts {
+					if b2 != body {
+						t.Fatalf("the re-signed checkpoint has another tree:\n%s\nwant\n%s", b2, body)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no checkpoint signed after %d in 15 s of an idle log (republish interval 1 s)", ts)
+				}
+			}
+		})
+	}
+}
+
+// splitCheckpoint is a checkpoint's body (origin, size, root) and its
+// RFC6962NoteSignature's timestamp.
+func splitCheckpoint(t *testing.T, cp []byte) (string, uint64) {
+	t.Helper()
+	body, sigs, ok := strings.Cut(string(cp), "\n\n")
+	if !ok {
+		t.Fatalf("not a signed note: %q", cp)
+	}
+	for _, line := range strings.Split(sigs, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		sig, err := base64.StdEncoding.DecodeString(f[2])
+		if err == nil && len(sig) >= 12 {
+			return body, binary.BigEndian.Uint64(sig[4:12])
+		}
+	}
+	t.Fatalf("no RFC6962NoteSignature in %q", cp)
+	return "", 0
 }
 
 // gather reads one sample, written as in the text exposition format.

@@ -96,4 +96,18 @@ func TestPacer(t *testing.T) {
 	if err := p.wait(cctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled wait returned %v", err)
 	}
+
+	// A checkpoint re-signed without growing the tree, which the awaiter
+	// does not report: the gate follows its file all the same.
+	time.Sleep(interval)
+	resigned := time.Now()
+	mu.Lock()
+	written = resigned
+	mu.Unlock()
+	if err := p.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if age := time.Since(resigned); age < interval-batch {
+		t.Errorf("an entry went when a re-signed checkpoint was %v old, want at least %v", age, interval-batch)
+	}
 }
