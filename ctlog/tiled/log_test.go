@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -244,6 +245,24 @@ func testTiledLog(t *testing.T, where backend) {
 		t.Errorf("duplicate: timestamp %d index %d, want %d and 0", again.Timestamp, leafIndex(t, again), subs[0].sct.Timestamp)
 	}
 
+	// A body of another shape (spaces, escaped slashes, as Python's json
+	// writes) goes through encoding/json: the same duplicate's SCT.
+	var parts []string
+	for _, c := range subs[0].chain {
+		parts = append(parts, `"`+strings.ReplaceAll(b64(c), "/", `\/`)+`"`)
+	}
+	srsp, err := http.Post(tl.prefix+"ct/v1/add-chain", "application/json",
+		strings.NewReader(`{"chain": [`+strings.Join(parts, ", ")+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spaced ct.AddChainResponse
+	err = json.NewDecoder(srsp.Body).Decode(&spaced)
+	srsp.Body.Close()
+	if err != nil || srsp.StatusCode != http.StatusOK || spaced.Timestamp != subs[0].sct.Timestamp {
+		t.Errorf("add-chain with spaces and escapes: %d, timestamp %d (%v), want 200 and %d", srsp.StatusCode, spaced.Timestamp, err, subs[0].sct.Timestamp)
+	}
+
 	sc := tl.sunlight(t)
 	checkpoint, _, err := sc.Checkpoint(ctx)
 	if err != nil {
@@ -359,11 +378,11 @@ func testTiledLog(t *testing.T, where backend) {
 
 	// The metrics count what happened.
 	for sample, want := range map[string]float64{
-		`ctstage_tiled_submissions_total{endpoint="add-chain",outcome="accepted",shard="test"}`:     4,
+		`ctstage_tiled_submissions_total{endpoint="add-chain",outcome="accepted",shard="test"}`:     5,
 		`ctstage_tiled_submissions_total{endpoint="add-pre-chain",outcome="accepted",shard="test"}`: 3,
 		`ctstage_tiled_submissions_total{endpoint="add-chain",outcome="rejected",shard="test"}`:     7,
 		`ctstage_tiled_checkpoint_size{shard="test"}`:                                               6,
-		`ctstage_tiled_sct_seconds_count{shard="test"}`:                                             7,
+		`ctstage_tiled_sct_seconds_count{shard="test"}`:                                             8,
 	} {
 		if got := gather(t, tl.reg, sample); got != want {
 			t.Errorf("%s = %v, want %v", sample, got, want)
