@@ -30,7 +30,7 @@ type pacer struct {
 	written func() (time.Time, error)
 
 	mu   sync.Mutex
-	last time.Time // when the newest checkpoint seen was written
+	last time.Time // when the newest checkpoint seen was written (its mtime)
 	// opened is when entries began to be handed over for the next
 	// checkpoint; zero while none has been since last.
 	opened  time.Time
@@ -57,11 +57,18 @@ func (p *pacer) wait(ctx context.Context) error {
 		p.mu.Lock()
 		now := time.Now()
 		var wake time.Time
-		switch gate := p.last.Add(p.interval - p.batch + paceMargin); {
+		gate := p.last.Add(p.interval - p.batch + paceMargin)
+		if gate.Sub(now) > p.interval {
+			// A checkpoint written in the future: the clock was set
+			// back. Tessera waits for it to age; holding entries here
+			// too would only add to that.
+			gate = now
+		}
+		switch {
 		case p.opened.IsZero() && !now.Before(gate):
 			// A checkpoint the awaiter never saw grow the tree (an idle
 			// log's re-signed one) counts as much for Tessera.
-			if at, err := p.written(); err == nil && at.After(p.last) {
+			if at, err := p.written(); err == nil && !at.Equal(p.last) {
 				p.last = at
 				p.mu.Unlock()
 				continue
@@ -96,7 +103,8 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 }
 
-// published notes that a larger checkpoint was read.
+// published notes that a larger checkpoint was read. Its file's mtime is
+// taken as it is, earlier than the last one's if the clock was set back.
 func (p *pacer) published() {
 	at, err := p.written()
 	if err != nil {
@@ -104,7 +112,7 @@ func (p *pacer) published() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !at.After(p.last) {
+	if at.Equal(p.last) {
 		return
 	}
 	p.last, p.opened = at, time.Time{}
