@@ -22,8 +22,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +30,6 @@ import (
 	"github.com/google/certificate-transparency-go/tls"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/ctonly"
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -91,8 +88,7 @@ type Options struct {
 
 // Checkpoint intervals: how often a new checkpoint is published, which
 // bounds the SCT latency; Tessera refuses less than 100ms on POSIX and 1s
-// on MySQL. On POSIX the pacer (pace.go) lines the batches up with the
-// interval; on MySQL Tessera publishes on a ticker of the interval.
+// on MySQL. The pacer (pace.go) lines the batches up with the interval.
 const (
 	posixCheckpointInterval = 100 * time.Millisecond
 	// batchMaxAge is how long an entry may wait for others before its
@@ -115,7 +111,7 @@ type Log struct {
 	add      func(context.Context, *ctonly.Entry) tessera.IndexFuture
 	reader   tessera.LogReader
 	awaiter  *awaiter
-	pacer    *pacer // nil on MySQL
+	pacer    *pacer
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
 	metrics  *metrics
@@ -226,16 +222,11 @@ func New(ctx context.Context, opts Options) (l *Log, err error) {
 	if l.metrics, err = l.newMetrics(opts.Registerer, opts.Name); err != nil {
 		return nil, fmt.Errorf("couldn't register the metrics: %w", err)
 	}
-	if opts.DB == nil {
-		cp := filepath.Join(opts.Dir, layout.CheckpointPath)
-		l.pacer = newPacer(interval, batchMaxAge, func() (time.Time, error) {
-			fi, err := os.Stat(cp)
-			if err != nil {
-				return time.Time{}, err
-			}
-			return fi.ModTime(), nil
-		})
-	}
+	l.pacer = newPacer(interval, batchMaxAge, func() (time.Time, error) {
+		ctx, cancel := context.WithTimeout(bg, time.Second)
+		defer cancel()
+		return st.published(ctx)
+	})
 	l.awaiter = newAwaiter(l, poll, signed)
 	go l.awaiter.run(bg)
 	return l, nil

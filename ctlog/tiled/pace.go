@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// pacer times when entries are handed to Tessera's POSIX sequencer, so
+// pacer times when entries are handed to Tessera's sequencer, so
 // that each checkpoint interval ends with one batch integrated just after
 // it, which Tessera publishes at once.
 //
@@ -21,12 +21,20 @@ import (
 // interval is nearly out, they are integrated as it ends, and each batch
 // costs one set of Tessera's file rewrites instead of several.
 //
+// Tessera's MySQL publisher runs on a ticker of the interval and is woken
+// by integrations too, with the same skip; published_at is stamped a
+// little after the tick, so the next tick often finds the checkpoint a
+// hair younger than the interval and skips it: with everyone waiting,
+// nothing wakes the publisher before the tick after, and a cycle took 2
+// s. Paced, the integration comes just after the interval and the
+// checkpoint at once.
+//
 // An entry that comes when the checkpoint is older than that (an idle
 // log) goes at once: the pacer adds no latency to a lone submission.
 type pacer struct {
 	interval, batch time.Duration
-	// written returns when the newest checkpoint was written: its file's
-	// modification time, which is what Tessera's publisher compares.
+	// written returns when the newest checkpoint was written, as
+	// Tessera's publisher reckons its age (store.published).
 	written func() (time.Time, error)
 
 	mu   sync.Mutex

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
 	tmysql "github.com/transparency-dev/tessera/storage/mysql"
 	"github.com/transparency-dev/tessera/storage/posix"
 	_ "modernc.org/sqlite" // the antispam index beside POSIX tiles
@@ -40,6 +42,10 @@ type store interface {
 	// issuer returns the issuer of that lower-case hex SHA-256, or
 	// fs.ErrNotExist.
 	issuer(ctx context.Context, fp string) ([]byte, error)
+	// published is when the newest checkpoint was published, as
+	// Tessera's publisher reckons its age: the file's mtime on POSIX,
+	// published_at on MySQL.
+	published(ctx context.Context) (time.Time, error)
 	antispam() *antispam
 	close() error
 }
@@ -133,6 +139,14 @@ func (s *dirStore) issuer(_ context.Context, fp string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.dir, "issuer", fp))
 }
 
+func (s *dirStore) published(context.Context) (time.Time, error) {
+	fi, err := os.Stat(filepath.Join(s.dir, layout.CheckpointPath))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}
+
 func (s *dirStore) antispam() *antispam { return s.as }
 func (s *dirStore) close() error        { return errors.Join(s.as.close(), s.db.Close()) }
 
@@ -216,6 +230,14 @@ func (s *mysqlStore) issuer(ctx context.Context, fp string) ([]byte, error) {
 		return nil, fs.ErrNotExist
 	}
 	return der, err
+}
+
+func (s *mysqlStore) published(ctx context.Context) (time.Time, error) {
+	var ms int64
+	if err := s.db.QueryRowContext(ctx, "SELECT published_at FROM `Checkpoint` WHERE id = 0").Scan(&ms); err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
 }
 
 func (s *mysqlStore) antispam() *antispam { return s.as }
