@@ -15,7 +15,6 @@ import (
 // net: every publication is signed).
 type awaiter struct {
 	l      *Log
-	poll   time.Duration
 	signed <-chan struct{}
 
 	mu      sync.Mutex
@@ -26,21 +25,22 @@ type awaiter struct {
 
 // fastPoll is how often the awaiter reads the checkpoint for fastFor
 // after one was signed: Tessera writes it with O_SYNC and syncs its
-// directory, a few milliseconds.
+// directory, a few milliseconds. Otherwise it reads every poll.
 const (
 	fastPoll = time.Millisecond
 	fastFor  = 50 * time.Millisecond
+	poll     = 20 * time.Millisecond
 )
 
-func newAwaiter(l *Log, poll time.Duration, signed <-chan struct{}) *awaiter {
-	return &awaiter{l: l, poll: poll, signed: signed, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+func newAwaiter(l *Log, signed <-chan struct{}) *awaiter {
+	return &awaiter{l: l, signed: signed, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // run polls until ctx ends.
 func (a *awaiter) run(ctx context.Context) {
 	var seen uint64
 	var fastUntil time.Time // read every fastPoll until then
-	t := time.NewTimer(a.poll)
+	t := time.NewTimer(poll)
 	defer t.Stop()
 	for {
 		a.mu.Lock()
@@ -62,16 +62,14 @@ func (a *awaiter) run(ctx context.Context) {
 		if cp, err := a.l.reader.ReadCheckpoint(ctx); err == nil {
 			if size, err := a.l.notePublished(cp); err == nil && size > seen {
 				seen, fastUntil = size, time.Time{}
-				if a.l.pacer != nil {
-					a.l.pacer.published()
-				}
+				a.l.pacer.published()
 				a.mu.Lock()
 				close(a.changed)
 				a.changed = make(chan struct{})
 				a.mu.Unlock()
 			}
 		}
-		d := a.poll
+		d := poll
 		if time.Now().Before(fastUntil) {
 			d = fastPoll
 		}
@@ -80,12 +78,6 @@ func (a *awaiter) run(ctx context.Context) {
 		case <-t.C:
 		case <-a.signed:
 			fastUntil = time.Now().Add(fastFor)
-			t.Reset(fastPoll)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return
-			}
 		case <-ctx.Done():
 			return
 		}

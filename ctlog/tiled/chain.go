@@ -230,7 +230,10 @@ func (cv *chainVerifier) link(child, parent *ctx509.Certificate) error {
 	if ok {
 		return nil
 	}
-	if err := checkSignedBy(child, parent); err != nil {
+	if !parent.IsCA && !isPrecertSigner(parent) {
+		return errNotCA
+	}
+	if err := child.CheckSignatureFrom(parent); err != nil {
 		return err
 	}
 	cv.mu.Lock()
@@ -239,16 +242,9 @@ func (cv *chainVerifier) link(child, parent *ctx509.Certificate) error {
 	return nil
 }
 
+// errNotCA refuses a signer that is neither a CA nor a precertificate
+// signing certificate.
 var errNotCA = errors.New("the signer is not a CA")
-
-// checkSignedBy checks that parent, a CA or a precertificate signing
-// certificate, signed child.
-func checkSignedBy(child, parent *ctx509.Certificate) error {
-	if !parent.IsCA && !isPrecertSigner(parent) {
-		return errNotCA
-	}
-	return child.CheckSignatureFrom(parent)
-}
 
 func (cv *chainVerifier) isRoot(der []byte) bool {
 	for _, r := range cv.roots {

@@ -116,7 +116,9 @@ func (l *Log) serveAdd(w http.ResponseWriter, r *http.Request, precert bool) {
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= max {
-		buf.Grow(int(min(n, maxPresized)) + 1) // +1: ReadFrom reads on to see the end
+		// ReadFrom wants MinRead bytes free for each read, the last one
+		// (which sees the end) included.
+		buf.Grow(int(min(n, maxPresized)) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
 	return buf.Bytes(), err

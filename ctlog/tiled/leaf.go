@@ -2,10 +2,11 @@ package tiled
 
 import (
 	"crypto/x509"
-	"encoding/asn1"
 	"time"
 
 	ctx509 "github.com/google/certificate-transparency-go/x509"
+
+	"github.com/ctstage/ctstage/sctverify"
 )
 
 // leaf is a submitted chain's first certificate, as the chain's checks
@@ -26,14 +27,11 @@ type leaf struct {
 	poisoned  bool // a critical CT poison extension (RFC 6962 section 3.1)
 }
 
-// oidPoison is the CT poison extension's OID, 1.3.6.1.4.1.11129.2.4.3.
-var oidPoison = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}
-
 func parseLeaf(der []byte) (*leaf, error) {
 	if c, err := x509.ParseCertificate(der); err == nil {
 		l := &leaf{der: der, std: c, rawTBS: c.RawTBSCertificate, rawIssuer: c.RawIssuer, notAfter: c.NotAfter}
 		for _, ext := range c.Extensions {
-			if ext.Id.Equal(oidPoison) {
+			if ext.Id.Equal(sctverify.OIDPoison) {
 				l.poisoned = ext.Critical
 				break
 			}
@@ -63,5 +61,5 @@ func (l *leaf) signedBy(iss *issuer) error {
 		}
 		l.ct = c
 	}
-	return checkSignedBy(l.ct, iss.ct)
+	return l.ct.CheckSignatureFrom(iss.ct)
 }

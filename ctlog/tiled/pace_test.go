@@ -33,7 +33,10 @@ func TestPacer(t *testing.T) {
 	waited := func() time.Duration {
 		t.Helper()
 		start := time.Now()
-		if err := p.wait(ctx); err != nil {
+		// Bounded: a gate that never opens fails rather than hangs.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := p.wait(wctx); err != nil {
 			t.Fatal(err)
 		}
 		return time.Since(start)
